@@ -1,0 +1,807 @@
+/* Fan-out: per-consumer queues, deadlines, retries, and the libcurl multi
+ * engine that makes every attempt from the one event loop. */
+#include "autoconf.h"
+
+#include <sys/epoll.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "event.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "pattern.h"
+#include "sign.h"
+#include "util.h"
+
+#define RESPONSE_READ_MAX	(64 * 1024)	/* of a consumer's reply */
+#define BACKOFF_FIRST_MS	20
+#define BACKOFF_MAX_MS		400
+#define ATTEMPT_MIN_MS		5	/* less left is not worth a try */
+#define EASY_POOL_MAX		256
+
+/* One serialized envelope, shared by all of its deliveries. */
+struct body {
+	unsigned	 refs;
+	char		 id[EVENT_ID_LEN + 1];
+	char		*data;
+	size_t		 len;
+};
+
+struct consumer {
+	const struct consumer_conf *cf;
+	struct fanout		*fo;
+	struct mconsumer	*m;
+	struct delivery		*head;		/* waiting, oldest first */
+	struct delivery		*tail;
+	unsigned		 queued;
+	unsigned		 in_flight;	/* attempting or backing off */
+};
+
+struct fanout {
+	struct config		*cf;
+	int			 dead_letter_fd;
+	struct consumer		*consumers;
+	size_t			 nconsumers;
+	struct consumer		**matched;	/* scratch for deliver_event */
+	unsigned		 refs;
+	struct fanout		*next;		/* all live generations */
+};
+
+/* One event on its way to one consumer. */
+struct delivery {
+	struct delivery		*next;		/* queue or backoff list */
+	struct delivery		*wire_prev;	/* attempts curl holds */
+	struct delivery		*wire_next;
+	struct consumer		*c;
+	struct body		*body;
+	int64_t			 recv_mono;
+	int64_t			 deadline;
+	int64_t			 retry_at;
+	int			 attempts;
+	long			 status;	/* last HTTP status, 0 if none */
+	int64_t			 retry_after_ms; /* from the reply, or -1 */
+	size_t			 resp_read;
+	CURL			*easy;
+	struct curl_slist	*hdrs;
+	char			 error[CURL_ERROR_SIZE];
+};
+
+static CURLM		*multi;
+static int64_t		 curl_due = -1;		/* mono ms, -1: none */
+static struct fanout	*current;
+static struct fanout	*fanouts;
+static struct delivery	*backoff;		/* waiting to retry */
+static struct delivery	*wire;			/* attempts in curl */
+static size_t		 pending;
+static CURL		*easy_pool[EASY_POOL_MAX];
+static int		 neasy_pool;
+
+static void	pump(struct consumer *);
+static void	finish(struct delivery *, const char *reason);
+
+static void
+body_unref(struct body *b)
+{
+	if (--b->refs == 0) {
+		free(b->data);
+		free(b);
+	}
+}
+
+static void
+fanout_destroy(struct fanout *fo)
+{
+	struct fanout **pp;
+
+	for (pp = &fanouts; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == fo) {
+			*pp = fo->next;
+			break;
+		}
+	if (fo->dead_letter_fd != -1 &&
+	    (current == NULL || current->dead_letter_fd != fo->dead_letter_fd))
+		close(fo->dead_letter_fd);
+	free(fo->consumers);
+	free(fo->matched);
+	config_free(fo->cf);
+	free(fo);
+}
+
+void
+fanout_ref(struct fanout *fo)
+{
+	fo->refs++;
+}
+
+void
+fanout_unref(struct fanout *fo)
+{
+	if (--fo->refs == 0)
+		fanout_destroy(fo);
+}
+
+struct fanout *
+fanout_current(void)
+{
+	return current;
+}
+
+const struct config *
+fanout_config(const struct fanout *fo)
+{
+	return fo->cf;
+}
+
+void
+fanout_install(struct config *cf, int dead_letter_fd)
+{
+	struct fanout *fo, *old = current;
+	struct consumer *c;
+	size_t i;
+
+	fo = xcalloc(1, sizeof(*fo));
+	fo->cf = cf;
+	fo->dead_letter_fd = dead_letter_fd;
+	fo->consumers = xcalloc(cf->nconsumers, sizeof(*fo->consumers));
+	fo->nconsumers = cf->nconsumers;
+	fo->matched = xcalloc(cf->nconsumers, sizeof(*fo->matched));
+	for (i = 0; i < cf->nconsumers; i++) {
+		c = &fo->consumers[i];
+		c->cf = &cf->consumers[i];
+		c->fo = fo;
+		c->m = metrics_consumer(c->cf->name);
+		/* XXX: Discord payloads are not written yet; such a consumer
+		 * would get raw envelopes that Discord refuses. */
+		if (c->cf->kind == CONSUMER_DISCORD)
+			log_warnx("consumer=%s: kind discord is not "
+			    "implemented yet; it receives nothing",
+			    c->cf->name);
+	}
+	fo->refs = 1;
+	fo->next = fanouts;
+	fanouts = fo;
+	current = fo;
+	if (old != NULL) {
+		/* An old generation that shares the descriptor must not
+		 * close it: hand it the new one's ownership question. */
+		if (old->dead_letter_fd == dead_letter_fd)
+			old->dead_letter_fd = -1;
+		fanout_unref(old);
+	}
+}
+
+int
+deliver_open_dead_letter(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+size_t
+deliver_pending(void)
+{
+	return pending;
+}
+
+/*
+ * Dead-letter file: one JSON object a line, the envelope verbatim under
+ * "event", so that an operator can replay it with jq and curl.
+ */
+static void
+write_dead_letter(struct delivery *d, const char *reason)
+{
+	char stamp[32], *head, *line;
+	cJSON *o;
+	size_t hlen, len;
+	ssize_t n;
+	int fd = d->c->fo->dead_letter_fd;
+
+	o = cJSON_CreateObject();
+	fmt_rfc3339(stamp, sizeof(stamp), now_ms());
+	cJSON_AddStringToObject(o, "time", stamp);
+	cJSON_AddStringToObject(o, "consumer", d->c->cf->name);
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddNumberToObject(o, "attempts", d->attempts);
+	if (d->status != 0)
+		cJSON_AddNumberToObject(o, "last_status", (double)d->status);
+	if (d->error[0] != '\0')
+		cJSON_AddStringToObject(o, "last_error", d->error);
+	head = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	hlen = strlen(head) - 1;		/* without the closing brace */
+	len = hlen + strlen(",\"event\":") + d->body->len + 2;
+	line = xmalloc(len + 1);
+	snprintf(line, len + 1, "%.*s,\"event\":%s}\n", (int)hlen, head,
+	    d->body->data);
+	free(head);
+	n = fd == -1 ? -1 : write(fd, line, len);
+	if (n != (ssize_t)len)
+		log_warn("dead-letter write failed event=%s consumer=%s; "
+		    "the delivery is recorded only in this line",
+		    d->body->id, d->c->cf->name);
+	free(line);
+}
+
+/* A delivery's life ends here, whatever the outcome. */
+static void
+release(struct delivery *d)
+{
+	struct consumer *c = d->c;
+
+	pending--;
+	body_unref(d->body);
+	free(d);
+	fanout_unref(c->fo);
+}
+
+static void
+finish(struct delivery *d, const char *reason)
+{
+	struct consumer *c = d->c;
+
+	if (reason == NULL) {
+		c->m->outcomes[DELIVERY_DELIVERED]++;
+		metrics_latency(c->m, mono_ms() - d->recv_mono);
+		log_info("delivered event=%s consumer=%s status=%ld "
+		    "attempts=%d latency_ms=%" PRId64, d->body->id,
+		    c->cf->name, d->status, d->attempts,
+		    mono_ms() - d->recv_mono);
+	} else {
+		c->m->outcomes[DELIVERY_DEAD_LETTERED]++;
+		log_warnx("dead-lettered event=%s consumer=%s reason=%s "
+		    "status=%ld attempts=%d", d->body->id, c->cf->name,
+		    reason, d->status, d->attempts);
+		write_dead_letter(d, reason);
+	}
+	release(d);
+}
+
+static CURL *
+easy_get(void)
+{
+	CURL *e;
+
+	if (neasy_pool > 0)
+		return easy_pool[--neasy_pool];
+	if ((e = curl_easy_init()) == NULL)
+		fatalx("curl_easy_init failed");
+	return e;
+}
+
+static void
+easy_put(CURL *e)
+{
+	if (neasy_pool == EASY_POOL_MAX) {
+		curl_easy_cleanup(e);
+		return;
+	}
+	curl_easy_reset(e);
+	easy_pool[neasy_pool++] = e;
+}
+
+static size_t
+on_write(char *data, size_t size, size_t n, void *arg)
+{
+	struct delivery *d = arg;
+
+	/* Only the status matters; a consumer that sends an endless reply
+	 * is cut off rather than read. */
+	d->resp_read += size * n;
+	return d->resp_read > RESPONSE_READ_MAX ? 0 : size * n;
+}
+
+static size_t
+on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct delivery *d = arg;
+	size_t len = size * n;
+	char buf[32], *end;
+	double secs;
+
+	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0 &&
+	    len - 12 < sizeof(buf)) {
+		memcpy(buf, data + 12, len - 12);
+		buf[len - 12] = '\0';
+		/* XXX: only the delta-seconds form; an HTTP date is far
+		 * beyond any budget anyway and counts as "no retry". */
+		secs = strtod(buf, &end);
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		d->retry_after_ms = *end == '\0' && secs >= 0 &&
+		    secs < 86400 ? (int64_t)(secs * 1000) : INT64_MAX / 2;
+	}
+	return len;
+}
+
+static struct curl_slist *
+headers_for(struct delivery *d)
+{
+	const struct consumer_conf *cf = d->c->cf;
+	struct curl_slist *h = NULL;
+	char line[512], sig[SIGN_HEADER_LEN];
+	int64_t ts = now_ms() / 1000;
+	size_t i;
+
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Expect:");
+	h = curl_slist_append(h, "User-Agent: ctrd/" PACKAGE_VERSION);
+	snprintf(line, sizeof(line), "webhook-id: %s", d->body->id);
+	h = curl_slist_append(h, line);
+	snprintf(line, sizeof(line), "webhook-timestamp: %" PRId64, ts);
+	h = curl_slist_append(h, line);
+	if (cf->secret != NULL) {
+		sign_webhook(cf->secret, cf->secret_len, d->body->id, ts,
+		    d->body->data, d->body->len, sig, sizeof(sig));
+		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+		h = curl_slist_append(h, line);
+	}
+	for (i = 0; i < cf->nheaders; i++) {
+		snprintf(line, sizeof(line), "%s: %s", cf->headers[i].name,
+		    cf->headers[i].value);
+		h = curl_slist_append(h, line);
+	}
+	if (h == NULL)
+		fatalx("curl_slist_append failed");
+	return h;
+}
+
+/* Start an attempt with what is left of the budget as its timeout; the
+ * caller has checked that at least ATTEMPT_MIN_MS is left. */
+static void
+attempt(struct delivery *d)
+{
+	struct consumer *c = d->c;
+	int64_t left = d->deadline - mono_ms();
+	CURL *e;
+
+	d->attempts++;
+	c->m->attempts++;
+	if (d->attempts > 1)
+		c->m->retries++;
+	d->status = 0;
+	d->retry_after_ms = -1;
+	d->resp_read = 0;
+	d->error[0] = '\0';
+	d->hdrs = headers_for(d);
+	d->easy = e = easy_get();
+	curl_easy_setopt(e, CURLOPT_URL, c->cf->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->hdrs);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body->data);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)d->body->len);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->error);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (curl_multi_add_handle(multi, e) != CURLM_OK)
+		fatalx("curl_multi_add_handle failed");
+	d->wire_prev = NULL;
+	if ((d->wire_next = wire) != NULL)
+		wire->wire_prev = d;
+	wire = d;
+}
+
+/* Take a finished or abandoned attempt back from curl. */
+static void
+unwire(struct delivery *d)
+{
+	curl_multi_remove_handle(multi, d->easy);
+	curl_slist_free_all(d->hdrs);
+	easy_put(d->easy);
+	d->hdrs = NULL;
+	d->easy = NULL;
+	if (d->wire_prev != NULL)
+		d->wire_prev->wire_next = d->wire_next;
+	else
+		wire = d->wire_next;
+	if (d->wire_next != NULL)
+		d->wire_next->wire_prev = d->wire_prev;
+}
+
+/* Start what the consumer's in-flight cap allows, oldest first. */
+static void
+pump(struct consumer *c)
+{
+	struct fanout *fo = c->fo;
+	struct delivery *d;
+	int64_t now = mono_ms();
+
+	/* finish() can drop the last reference to a retired generation. */
+	fanout_ref(fo);
+	while (c->head != NULL && c->in_flight < c->cf->max_in_flight) {
+		d = c->head;
+		if ((c->head = d->next) == NULL)
+			c->tail = NULL;
+		d->next = NULL;
+		c->queued--;
+		c->m->queued--;
+		if (d->deadline - now < ATTEMPT_MIN_MS) {
+			finish(d, "budget_exhausted");
+			continue;
+		}
+		c->in_flight++;
+		c->m->in_flight++;
+		attempt(d);
+	}
+	fanout_unref(fo);
+}
+
+/* Leave the in-flight set and let the next waiting delivery in. */
+static void
+settle(struct delivery *d, const char *reason)
+{
+	struct consumer *c = d->c;
+	struct fanout *fo = c->fo;
+
+	fanout_ref(fo);
+	c->in_flight--;
+	c->m->in_flight--;
+	finish(d, reason);
+	pump(c);
+	fanout_unref(fo);
+}
+
+static int
+retryable(CURLcode rc, long status)
+{
+	if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)
+		return status == 408 || status == 429 || status >= 500;
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static const char *
+reason_for(CURLcode rc, long status)
+{
+	static char buf[16];
+
+	if ((rc == CURLE_OK || rc == CURLE_WRITE_ERROR) && status != 0) {
+		snprintf(buf, sizeof(buf), "http_%ld", status);
+		return buf;
+	}
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return "timeout";
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return "resolve_failed";
+	case CURLE_COULDNT_CONNECT:
+		return "connect_failed";
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return "tls_failed";
+	default:
+		return "transport_error";
+	}
+}
+
+/* Schedule another attempt if one can still land before the deadline. */
+static void
+retry_or_give_up(struct delivery *d, CURLcode rc)
+{
+	int64_t now = mono_ms(), delay;
+	unsigned span;
+
+	if (!retryable(rc, d->status)) {
+		settle(d, reason_for(rc, d->status));
+		return;
+	}
+	span = BACKOFF_FIRST_MS << (d->attempts < 6 ? d->attempts - 1 : 5);
+	if (span > BACKOFF_MAX_MS)
+		span = BACKOFF_MAX_MS;
+	/* Jitter over the upper half, so that a consumer that came back
+	 * is not hit by every waiting retry at once. */
+	delay = span / 2 + randombytes_uniform(span / 2 + 1);
+	if (d->retry_after_ms >= 0 && (d->status == 429 ||
+	    d->status == 503)) {
+		if (now + d->retry_after_ms + ATTEMPT_MIN_MS > d->deadline) {
+			settle(d, "retry_after_beyond_budget");
+			return;
+		}
+		if (d->retry_after_ms > delay)
+			delay = d->retry_after_ms;
+	}
+	if (now + delay + ATTEMPT_MIN_MS > d->deadline) {
+		settle(d, reason_for(rc, d->status));
+		return;
+	}
+	d->retry_at = now + delay;
+	d->next = backoff;
+	backoff = d;
+}
+
+static void
+collect(void)
+{
+	struct delivery *d;
+	CURLMsg *msg;
+	CURLcode rc;
+	CURL *e;
+	int left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		e = msg->easy_handle;
+		rc = msg->data.result;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&d);
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &d->status);
+		unwire(d);
+		if (d->status >= 200 && d->status <= 299 &&
+		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR))
+			settle(d, NULL);
+		else
+			retry_or_give_up(d, rc);
+	}
+}
+
+static void
+on_socket_ready(int fd, uint32_t events, void *arg)
+{
+	int mask = 0, running;
+
+	if (events & EPOLLIN)
+		mask |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		mask |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		mask |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(multi, fd, mask, &running);
+	collect();
+}
+
+static int
+on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct loop_watch *w = socketp;
+	uint32_t events = 0;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (w != NULL)
+			loop_del(w);
+		curl_multi_assign(multi, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	if (w == NULL) {
+		w = loop_add(s, events, on_socket_ready, NULL);
+		curl_multi_assign(multi, s, w);
+	} else
+		loop_mod(w, events);
+	return 0;
+}
+
+static int
+on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+	curl_due = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	return 0;
+}
+
+static int64_t
+next_due(void *arg)
+{
+	struct fanout *fo;
+	struct delivery *d;
+	int64_t soonest = curl_due;
+	size_t i;
+
+	for (d = backoff; d != NULL; d = d->next)
+		if (soonest < 0 || d->retry_at < soonest)
+			soonest = d->retry_at;
+	/* A consumer's queue is in receipt order and its budget is fixed,
+	 * so its head holds its earliest deadline. */
+	for (fo = fanouts; fo != NULL; fo = fo->next)
+		for (i = 0; i < fo->nconsumers; i++) {
+			d = fo->consumers[i].head;
+			if (d != NULL && (soonest < 0 ||
+			    d->deadline < soonest))
+				soonest = d->deadline;
+		}
+	return soonest;
+}
+
+static void
+expire_queued(int64_t now)
+{
+	struct fanout *fo, *next;
+	struct consumer *c;
+	struct delivery *d;
+	size_t i;
+
+	for (fo = fanouts; fo != NULL; fo = next) {
+		/* finish may free fo when its last delivery goes */
+		next = fo->next;
+		fanout_ref(fo);
+		for (i = 0; i < fo->nconsumers; i++) {
+			c = &fo->consumers[i];
+			while ((d = c->head) != NULL && d->deadline <= now) {
+				if ((c->head = d->next) == NULL)
+					c->tail = NULL;
+				c->queued--;
+				c->m->queued--;
+				finish(d, "budget_exhausted");
+			}
+		}
+		fanout_unref(fo);
+	}
+}
+
+static void
+run_due(void *arg)
+{
+	struct delivery **pp, *d, *due = NULL;
+	int64_t now = mono_ms();
+	int running;
+
+	if (curl_due >= 0 && curl_due <= now) {
+		curl_due = -1;
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0,
+		    &running);
+		collect();
+	}
+	for (pp = &backoff; (d = *pp) != NULL; ) {
+		if (d->retry_at <= now) {
+			*pp = d->next;
+			d->next = due;
+			due = d;
+		} else
+			pp = &d->next;
+	}
+	while ((d = due) != NULL) {
+		due = d->next;
+		d->next = NULL;
+		if (d->deadline - mono_ms() < ATTEMPT_MIN_MS)
+			settle(d, "timeout");
+		else
+			attempt(d);
+	}
+	expire_queued(now);
+}
+
+void
+deliver_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	if ((multi = curl_multi_init()) == NULL)
+		fatalx("curl_multi_init failed");
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
+	loop_hook(next_due, run_due, NULL);
+}
+
+int
+deliver_event(struct fanout *fo, const cJSON *envelope, const char *id,
+    int64_t recv_mono)
+{
+	struct consumer **match = fo->matched, *c;
+	struct delivery *d;
+	struct body *b = NULL;
+	size_t i, n = 0;
+
+	for (i = 0; i < fo->nconsumers; i++) {
+		c = &fo->consumers[i];
+		if (c->cf->kind == CONSUMER_DISCORD)
+			continue;
+		if (c->cf->pattern == NULL ||
+		    pattern_match(c->cf->pattern, envelope))
+			match[n++] = c;
+	}
+	if (n == 0)
+		return 0;
+	if (pending + n > fo->cf->queue_max)
+		return -1;
+
+	b = xcalloc(1, sizeof(*b));
+	snprintf(b->id, sizeof(b->id), "%s", id);
+	if ((b->data = cJSON_PrintUnformatted(envelope)) == NULL)
+		fatalx("cJSON_PrintUnformatted failed");
+	b->len = strlen(b->data);
+	b->refs = 1;
+
+	for (i = 0; i < n; i++) {
+		c = match[i];
+		d = xcalloc(1, sizeof(*d));
+		d->c = c;
+		d->body = b;
+		b->refs++;
+		d->recv_mono = recv_mono;
+		d->deadline = recv_mono + c->cf->budget_ms;
+		fanout_ref(fo);
+		pending++;
+		if (c->queued >= c->cf->queue_max) {
+			finish(d, "queue_full");
+			continue;
+		}
+		if (c->tail != NULL)
+			c->tail->next = d;
+		else
+			c->head = d;
+		c->tail = d;
+		c->queued++;
+		c->m->queued++;
+		pump(c);
+	}
+	body_unref(b);
+	return (int)n;
+}
+
+void
+deliver_abandon(void)
+{
+	struct fanout *fo, *next;
+	struct consumer *c;
+	struct delivery *d;
+	size_t i;
+
+	/* Queues first, so that no slot freed below starts an attempt. */
+	for (fo = fanouts; fo != NULL; fo = next) {
+		next = fo->next;
+		fanout_ref(fo);
+		for (i = 0; i < fo->nconsumers; i++) {
+			c = &fo->consumers[i];
+			while ((d = c->head) != NULL) {
+				c->head = d->next;
+				c->queued--;
+				c->m->queued--;
+				finish(d, "shutdown");
+			}
+			c->tail = NULL;
+		}
+		fanout_unref(fo);
+	}
+	while ((d = backoff) != NULL) {
+		backoff = d->next;
+		settle(d, "shutdown");
+	}
+	while ((d = wire) != NULL) {
+		unwire(d);
+		settle(d, "shutdown");
+	}
+}
+
+void
+deliver_free(void)
+{
+	if (current != NULL) {
+		fanout_unref(current);
+		current = NULL;
+	}
+	while (neasy_pool > 0)
+		curl_easy_cleanup(easy_pool[--neasy_pool]);
+	if (multi != NULL)
+		curl_multi_cleanup(multi);
+	multi = NULL;
+	curl_global_cleanup();
+}

@@ -1,0 +1,655 @@
+/* The HTTP front: libmicrohttpd driven by the loop, routes, body limits,
+ * and JSON error replies. */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "event.h"
+#include "http.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "util.h"
+
+#define BATCH_MAX	10
+
+enum route {
+	ROUTE_EVENTS,		/* POST /v1/events */
+	ROUTE_LEGACY,		/* POST /api/event, the LiveSplit component */
+	ROUTE_HEALTH,
+	ROUTE_METRICS,
+	ROUTE_NONE
+};
+
+static const struct {
+	const char	*path;
+	enum route	 route;
+	const char	*allow;
+} routes[] = {
+	{ "/v1/events",	ROUTE_EVENTS,	"POST" },
+	{ "/api/event",	ROUTE_LEGACY,	"POST" },
+	{ "/healthz",	ROUTE_HEALTH,	"GET, HEAD" },
+	{ "/metrics",	ROUTE_METRICS,	"GET, HEAD" },
+};
+
+/* A POST whose body is still arriving. */
+struct request {
+	struct fanout			*fo;
+	const struct producer_conf	*producer;
+	enum route			 route;
+	char				*buf;
+	size_t				 len;
+	size_t				 discarded;	/* past body_max */
+};
+
+/* The outcome of one entry of a body. */
+struct entry_result {
+	struct event_error	 err;
+	int			 ok;
+	char			 id[EVENT_ID_LEN + 1];
+};
+
+static struct MHD_Daemon	*mhd;
+static struct loop_watch	*mhd_watch;
+static unsigned			 bound_port;
+static int			 draining;
+static unsigned			 nconnections;
+
+static enum MHD_Result
+reply(struct MHD_Connection *conn, int status, char *body,
+    const char *type, const char *hname, const char *hvalue)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(body), body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL)
+		fatalx("MHD_create_response_from_buffer failed");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+	    "no-store");
+	if (hname != NULL)
+		MHD_add_response_header(resp, hname, hvalue);
+	ret = MHD_queue_response(conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	metrics_response(status);
+	return ret;
+}
+
+static char *
+print_json(cJSON *o)
+{
+	char *s;
+
+	if ((s = cJSON_PrintUnformatted(o)) == NULL)
+		fatalx("cJSON_PrintUnformatted failed");
+	cJSON_Delete(o);
+	return s;
+}
+
+static cJSON *
+error_object(const char *code, const char *message, const char *field)
+{
+	cJSON *o, *e;
+
+	o = cJSON_CreateObject();
+	e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", message);
+	if (field != NULL && field[0] != '\0')
+		cJSON_AddStringToObject(e, "field", field);
+	return o;
+}
+
+static enum MHD_Result __attribute__((format(printf, 6, 7)))
+reply_error(struct MHD_Connection *conn, int status, const char *code,
+    const char *hname, const char *hvalue, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply(conn, status, print_json(error_object(code, msg, NULL)),
+	    "application/json", hname, hvalue);
+}
+
+static const char *
+client_addr(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	socklen_t slen;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return "-";
+	slen = ci->client_addr->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (getnameinfo(ci->client_addr, slen, buf, len, NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		return "-";
+	return buf;
+}
+
+/* The key from "Authorization: Bearer <key>", or on the legacy route
+ * from "x-producer-key". */
+static const char *
+find_key(struct MHD_Connection *conn, enum route route)
+{
+	const char *v;
+
+	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (v != NULL) {
+		if (strncasecmp(v, "Bearer ", 7) != 0)
+			return "";
+		v += 7;
+		while (*v == ' ')
+			v++;
+		return v;
+	}
+	if (route == ROUTE_LEGACY)
+		return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    "x-producer-key");
+	return NULL;
+}
+
+/* Accept "application/json", optionally with charset=utf-8. */
+static int
+json_media_type(const char *v)
+{
+	size_t n;
+
+	if (v == NULL)
+		return 0;
+	while (*v == ' ')
+		v++;
+	n = strlen("application/json");
+	if (strncasecmp(v, "application/json", n) != 0)
+		return 0;
+	v += n;
+	while (*v == ' ')
+		v++;
+	if (*v == '\0')
+		return 1;
+	if (*v++ != ';')
+		return 0;
+	while (*v == ' ')
+		v++;
+	if (*v == '\0')
+		return 1;
+	return strncasecmp(v, "charset=", 8) == 0 &&
+	    (strcasecmp(v + 8, "utf-8") == 0 ||
+	    strcasecmp(v + 8, "\"utf-8\"") == 0);
+}
+
+/*
+ * Everything a POST is checked for before its body is read: the key
+ * first, so that a client without one learns nothing else.
+ */
+static enum MHD_Result
+admit(struct MHD_Connection *conn, enum route route, void **con_cls)
+{
+	struct fanout *fo = fanout_current();
+	const struct config *cf = fanout_config(fo);
+	const struct producer_conf *p;
+	struct request *r;
+	const char *key, *v;
+	char addr[64];
+	unsigned long long clen;
+	char *end;
+
+	if ((key = find_key(conn, route)) == NULL || *key == '\0') {
+		metrics_auth_failure("missing_key");
+		log_info("ingest status=401 code=missing_key client=%s",
+		    client_addr(conn, addr, sizeof(addr)));
+		return reply_error(conn, 401, "missing_key",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+		    "send the producer's API key as "
+		    "\"Authorization: Bearer ctr_...\"");
+	}
+	if ((p = keys_lookup(cf, key, strlen(key))) == NULL) {
+		metrics_auth_failure("unknown_key");
+		log_info("ingest status=401 code=unknown_key client=%s",
+		    client_addr(conn, addr, sizeof(addr)));
+		return reply_error(conn, 401, "unknown_key",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+		    "the API key is not known to this server");
+	}
+	if (draining)
+		return reply_error(conn, 503, "shutting_down",
+		    MHD_HTTP_HEADER_RETRY_AFTER, "1",
+		    "the server is shutting down; retry shortly");
+	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!json_media_type(v))
+		return reply_error(conn, 415, "unsupported_media_type",
+		    NULL, NULL, "send Content-Type: application/json");
+	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (v != NULL) {
+		errno = 0;
+		clen = strtoull(v, &end, 10);
+		if (errno == 0 && *end == '\0' && clen > cf->body_max)
+			return reply_error(conn, 413, "body_too_large", NULL,
+			    NULL, "the body is over %zu bytes", cf->body_max);
+	} else {
+		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		if (v == NULL || strcasestr(v, "chunked") == NULL)
+			return reply_error(conn, 411, "length_required", NULL,
+			    NULL, "send Content-Length or a chunked body");
+	}
+
+	r = xcalloc(1, sizeof(*r));
+	r->fo = fo;
+	fanout_ref(fo);
+	r->producer = p;
+	r->route = route;
+	*con_cls = r;
+	return MHD_YES;
+}
+
+static void
+take_body(struct request *r, const char *data, size_t n)
+{
+	size_t max = fanout_config(r->fo)->body_max;
+
+	if (r->discarded > 0 || r->len + n > max) {
+		r->discarded += n;
+		return;
+	}
+	if (r->buf == NULL)
+		r->buf = xmalloc(max + 1);
+	memcpy(r->buf + r->len, data, n);
+	r->len += n;
+}
+
+static void
+entry_fail(struct entry_result *res, int status, const char *code,
+    const char *msg)
+{
+	res->ok = 0;
+	res->err.status = status;
+	res->err.code = code;
+	res->err.field[0] = '\0';
+	snprintf(res->err.message, sizeof(res->err.message), "%s", msg);
+}
+
+/* Normalize, stamp and route one entry. */
+static void
+ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
+    int64_t recv_mono, struct entry_result *res)
+{
+	struct mproducer *m = metrics_producer(r->producer->name);
+	cJSON *env;
+
+	memset(res, 0, sizeof(*res));
+	if (!cJSON_IsObject(in)) {
+		entry_fail(res, 400, "invalid_event",
+		    "each event must be a JSON object");
+		m->events[EVENT_INVALID]++;
+		return;
+	}
+	if ((env = event_normalize(in, r->producer, recv_ms,
+	    &res->err)) == NULL) {
+		m->events[res->err.status == 403 ? EVENT_FORBIDDEN :
+		    EVENT_INVALID]++;
+		return;
+	}
+	event_id(res->id, recv_ms);
+	event_stamp(env, res->id, m->seq + 1);
+	if (deliver_event(r->fo, env, res->id, recv_mono) == -1) {
+		entry_fail(res, 503, "queue_full",
+		    "the delivery queues are full; retry shortly");
+		m->events[EVENT_QUEUE_FULL]++;
+		res->id[0] = '\0';
+	} else {
+		m->seq++;
+		m->events[EVENT_ACCEPTED]++;
+		res->ok = 1;
+	}
+	cJSON_Delete(env);
+}
+
+static cJSON *
+entry_json(const struct entry_result *res)
+{
+	cJSON *o;
+
+	if (res->ok) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", res->id);
+		return o;
+	}
+	return error_object(res->err.code, res->err.message, res->err.field);
+}
+
+static void
+log_ingest(struct MHD_Connection *conn, struct request *r, int status,
+    const struct entry_result *res, size_t n, size_t accepted)
+{
+	char ids[BATCH_MAX * (EVENT_ID_LEN + 1) + 1] = "", addr[64];
+	const struct entry_result *bad = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (res[i].ok) {
+			if (ids[0] != '\0')
+				strcat(ids, ",");
+			strcat(ids, res[i].id);
+		} else if (bad == NULL)
+			bad = &res[i];
+	}
+	log_info("ingest status=%d producer=%s accepted=%zu failed=%zu "
+	    "events=%s code=%s field=%s client=%s", status,
+	    r->producer->name, accepted, n - accepted,
+	    ids[0] != '\0' ? ids : "-", bad != NULL ? bad->err.code : "-",
+	    bad != NULL && bad->err.field[0] != '\0' ? bad->err.field : "-",
+	    client_addr(conn, addr, sizeof(addr)));
+}
+
+static enum MHD_Result
+ingest(struct MHD_Connection *conn, struct request *r)
+{
+	const struct config *cf = fanout_config(r->fo);
+	struct entry_result res[BATCH_MAX];
+	struct json_error jerr;
+	cJSON *doc, *o, *arr;
+	const cJSON *item;
+	size_t n = 0, accepted = 0, i;
+	int64_t recv_ms = now_ms(), recv_mono = mono_ms();
+	int status, batch;
+
+	if (r->discarded > 0)
+		return reply_error(conn, 413, "body_too_large", NULL, NULL,
+		    "the body is over %zu bytes", cf->body_max);
+	if ((doc = json_parse_strict(r->buf != NULL ? r->buf : "", r->len,
+	    cf->json_depth_max, cf->entry_max, &jerr)) == NULL) {
+		log_info("ingest status=%d producer=%s code=%s",
+		    jerr.status, r->producer->name, jerr.code);
+		return reply_error(conn, jerr.status, jerr.code, NULL, NULL,
+		    "%s", jerr.message);
+	}
+	if ((batch = cJSON_IsArray(doc))) {
+		n = (size_t)cJSON_GetArraySize(doc);
+		if (n == 0 || n > BATCH_MAX) {
+			cJSON_Delete(doc);
+			return reply_error(conn, 400, n == 0 ? "empty_batch" :
+			    "batch_too_large", NULL, NULL,
+			    "send 1 to %d events in an array", BATCH_MAX);
+		}
+		i = 0;
+		cJSON_ArrayForEach(item, doc)
+			ingest_entry(r, item, recv_ms, recv_mono, &res[i++]);
+	} else {
+		n = 1;
+		ingest_entry(r, doc, recv_ms, recv_mono, &res[0]);
+	}
+	cJSON_Delete(doc);
+
+	for (i = 0; i < n; i++)
+		accepted += res[i].ok;
+	/* A lone event that fails gets its own status; so does a batch of
+	 * which nothing was accepted, with the first failure's status. */
+	status = 202;
+	if (accepted == 0)
+		for (i = 0; i < n && status == 202; i++)
+			status = res[i].err.status;
+	log_ingest(conn, r, status, res, n, accepted);
+	if (!batch && accepted == 0)
+		o = entry_json(&res[0]);
+	else {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "accepted", (double)accepted);
+		cJSON_AddNumberToObject(o, "failed", (double)(n - accepted));
+		arr = cJSON_AddArrayToObject(o, "entries");
+		for (i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, entry_json(&res[i]));
+		if (accepted == 0)
+			cJSON_AddItemReferenceToObject(o, "error",
+			    cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0),
+			    "error"));
+	}
+	return reply(conn, status, print_json(o), "application/json",
+	    status == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
+}
+
+static enum MHD_Result
+serve_get(struct MHD_Connection *conn, enum route route)
+{
+	size_t len;
+
+	if (route == ROUTE_METRICS)
+		return reply(conn, 200, metrics_render(&len),
+		    "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+	if (draining)
+		return reply(conn, 503, xstrdup("{\"status\":\"draining\"}"),
+		    "application/json", NULL, NULL);
+	return reply(conn, 200, xstrdup("{\"status\":\"ok\"}"),
+	    "application/json", NULL, NULL);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_size, void **con_cls)
+{
+	struct request *r = *con_cls;
+	enum route route = ROUTE_NONE;
+	const char *allow = NULL;
+	size_t i;
+
+	if (r != NULL) {
+		if (*upload_size > 0) {
+			take_body(r, upload_data, *upload_size);
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		return ingest(conn, r);
+	}
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0) {
+			route = routes[i].route;
+			allow = routes[i].allow;
+		}
+	if (route == ROUTE_NONE)
+		return reply_error(conn, 404, "not_found", NULL, NULL,
+		    "no such resource; events go to POST /v1/events");
+	if (route == ROUTE_EVENTS || route == ROUTE_LEGACY) {
+		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+			return reply_error(conn, 405, "method_not_allowed",
+			    MHD_HTTP_HEADER_ALLOW, allow, "use %s", allow);
+		return admit(conn, route, con_cls);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_error(conn, 405, "method_not_allowed",
+		    MHD_HTTP_HEADER_ALLOW, allow, "use %s", allow);
+	return serve_get(conn, route);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	if (r == NULL)
+		return;
+	fanout_unref(r->fo);
+	free(r->buf);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		nconnections++;
+	else
+		nconnections--;
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	log_debug("libmicrohttpd: %s", buf);
+}
+
+static void
+on_mhd_ready(int fd, uint32_t events, void *arg)
+{
+	MHD_run(mhd);
+}
+
+static int64_t
+mhd_next(void *arg)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+
+	if (mhd == NULL || MHD_get_timeout(mhd, &to) != MHD_YES)
+		return -1;
+	return mono_ms() + (int64_t)to;
+}
+
+static void
+mhd_run_due(void *arg)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+
+	if (mhd != NULL && MHD_get_timeout(mhd, &to) == MHD_YES && to == 0)
+		MHD_run(mhd);
+}
+
+static int
+listen_socket(const struct config *cf)
+{
+	struct addrinfo hints = { 0 }, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[16];
+	int fd, one = 1, rc;
+
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", cf->listen_port);
+	if ((rc = getaddrinfo(cf->listen_host, port, &hints, &ai)) != 0) {
+		log_warnx("listen %s: %s", cf->listen_host, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)) == -1 || bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+	    listen(fd, 1024) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		log_warn("listen %s port %u", cf->listen_host,
+		    cf->listen_port);
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	bound_port = ntohs(ss.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+int
+http_start(const struct config *cf)
+{
+	const union MHD_DaemonInfo *info;
+	int fd;
+
+	if ((fd = listen_socket(cf)) == -1)
+		return -1;
+	mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
+	    NULL, on_request, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, cf->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cf->max_connections_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cf->connection_timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	    MHD_OPTION_END);
+	if (mhd == NULL) {
+		log_warnx("libmicrohttpd failed to start");
+		close(fd);
+		return -1;
+	}
+	info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL)
+		fatalx("libmicrohttpd has no epoll descriptor");
+	mhd_watch = loop_add(info->epoll_fd, EPOLLIN, on_mhd_ready, NULL);
+	loop_hook(mhd_next, mhd_run_due, NULL);
+	log_info("listening on %s port %u", cf->listen_host, bound_port);
+	return 0;
+}
+
+unsigned
+http_port(void)
+{
+	return bound_port;
+}
+
+unsigned
+http_connections(void)
+{
+	return nconnections;
+}
+
+void
+http_quiesce(void)
+{
+	int fd;
+
+	draining = 1;
+	if (mhd != NULL && (fd = MHD_quiesce_daemon(mhd)) != -1)
+		close(fd);
+}
+
+void
+http_stop(void)
+{
+	if (mhd_watch != NULL)
+		loop_del(mhd_watch);
+	mhd_watch = NULL;
+	if (mhd != NULL)
+		MHD_stop_daemon(mhd);
+	mhd = NULL;
+}

@@ -1,0 +1,29 @@
+/* Strict JSON parsing for untrusted request bodies. */
+#ifndef CTRD_JSON_H
+#define CTRD_JSON_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+struct json_error {
+	const char	*code;		/* stable: "invalid_json", "entry_too_large" */
+	int		 status;	/* HTTP status to answer: 400 or 413 */
+	size_t		 offset;	/* byte offset of the problem */
+	char		 message[160];	/* "line 1, column 7: duplicate key \"a\"" */
+};
+
+/*
+ * Parse buf[0..len) as exactly one JSON value (RFC 8259) and reject what
+ * cJSON alone would accept or half-parse: invalid UTF-8 anywhere, "\u0000"
+ * and unpaired surrogates in strings, duplicate keys in an object, nesting
+ * deeper than max_depth, and anything but white space after the value.
+ * When the value is an array, each element's text must be at most
+ * entry_max bytes, else "entry_too_large" (413); when it is not an array
+ * the whole value is one entry; entry_max 0 means no limit.  Nesting
+ * counts containers: "[[1]]" is 2 deep.  Returns the parsed tree, owned
+ * by the caller, or NULL with err filled in.
+ */
+cJSON	*json_parse_strict(const char *buf, size_t len, unsigned max_depth,
+	    size_t entry_max, struct json_error *err);
+
+#endif

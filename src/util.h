@@ -1,0 +1,45 @@
+/* Small helpers every module uses: memory, time, text. */
+#ifndef CTRD_UTIL_H
+#define CTRD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Out-of-memory policy: ctrd is one process with bounded queues, so an
+ * allocation failure means the machine is out of memory, not that a request
+ * was too large (every request size is capped before anything is allocated
+ * for it).  The x* wrappers log and abort; callers never check for NULL.
+ * cJSON is set up to use them too (util_init), so a NULL from cJSON always
+ * means bad input, never a failed allocation.
+ */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+void	 util_init(void);
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t	 now_ms(void);
+/* Monotonic clock in milliseconds; for deadlines and timeouts. */
+int64_t	 mono_ms(void);
+
+/*
+ * Format a wall-clock time in milliseconds as RFC 3339 UTC with
+ * milliseconds, "2026-12-03T21:48:17.123Z".  buf needs 25 bytes.
+ */
+void	 fmt_rfc3339(char *buf, size_t len, int64_t ms);
+
+/*
+ * Glob match of a whole string: '*' matches any run of characters
+ * (including none), '?' matches one byte; everything else is literal.
+ * Returns 1 on match, 0 otherwise.
+ */
+int	 glob_match(const char *glob, const char *s);
+
+/* Returns 1 if buf[0..len) is well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int	 utf8_valid(const char *buf, size_t len);
+
+#endif
