@@ -138,6 +138,8 @@ hex4(const char *p, unsigned *v)
 static void
 key_append(struct scan *s, const char *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (s->keys_len + n > s->keys_cap) {
 		s->keys_cap = (s->keys_len + n) * 2 + 64;
 		s->keys = xrealloc(s->keys, s->keys_cap);
