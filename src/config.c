@@ -118,7 +118,7 @@ static const struct opt top_opts[] = {
 	{ .name = "dead_letter_file", .type = OT_PATH,
 	  .def_str = LOCALSTATEDIR "/lib/ctrd/dead-letter.jsonl",
 	  .off = CF(dead_letter_file),
-	  .help = "where undelivered events are appended, one JSON line each" },
+	  .help = "where undelivered events are appended, a JSON line each" },
 	{ .name = "body_max", .type = OT_SIZE, .min = 1024, .max = 16777216,
 	  .def = 262144, .off = CF(body_max),
 	  .help = "largest request body accepted, in bytes" },
@@ -208,7 +208,7 @@ struct origin {
 
 struct cparse {
 	const char		*file;		/* as given: for messages */
-	char			*dir;		/* for relative paths; or NULL */
+	char			*dir;		/* relative paths start here */
 	struct config_errors	*errs;
 	size_t			 first;		/* our first error in errs */
 	size_t			 dropped;	/* past ERRORS_MAX */
@@ -971,7 +971,7 @@ map_apply(struct cparse *cp, const struct opt *tab, size_t ntab,
     const struct node *map, void *base, const struct node **seen,
     int discord)
 {
-	char path[PATH_TEXT_MAX], key[PATH_TEXT_MAX];
+	char path[PATH_TEXT_MAX], key[PATH_TEXT_MAX + NAME_LEN_MAX + 2];
 	size_t i;
 
 	for (i = 0; i < ntab; i++)
@@ -1362,7 +1362,7 @@ set_pattern(struct cparse *cp, struct consumer_conf *cc,
 	cp->norig = 0;
 	json = node_json(cp, v);
 	if (cp->errs->n + cp->dropped != before)
-		goto done;	/* what was handed on is not what was written */
+		goto done;	/* compiling a partial pattern misleads */
 	if ((cc->pattern = pattern_compile(json, &bad, err,
 	    sizeof(err))) != NULL)
 		goto done;

@@ -221,14 +221,17 @@ class Ctrd:
         with open(self.conf, "w") as f:
             f.write("\n".join(out) + "\n")
 
-    def start(self, args=()):
+    def start(self, args=(), prefix=(), wait=10):
+        """Start ctrd (under prefix, e.g. valgrind) and wait for it to
+        listen; returns False if it did not within wait seconds."""
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([CTRD, "-f", "-c", self.conf] +
+        self.proc = subprocess.Popen(list(prefix) +
+                                     [CTRD, "-f", "-c", self.conf] +
                                      list(args), stdout=logf,
                                      stderr=subprocess.STDOUT)
         logf.close()
         self.tap.cleanups.append(self.kill)
-        end = time.time() + 10
+        end = time.time() + wait
         while time.time() < end:
             m = re.search(r"listening on \S+ port (\d+)", self.read_log())
             if m:
