@@ -200,6 +200,10 @@ static const struct opt consumer_opts[] = {
 #define NOPTS(t)	(sizeof(t) / sizeof((t)[0]))
 #define OPTS_MAX	16	/* rows in the longest table */
 
+_Static_assert(NOPTS(top_opts) <= OPTS_MAX &&
+    NOPTS(producer_opts) <= OPTS_MAX && NOPTS(consumer_opts) <= OPTS_MAX,
+    "raise OPTS_MAX");
+
 /* Where each cJSON item of a pattern came from, to place its errors. */
 struct origin {
 	const cJSON		*item;
@@ -508,9 +512,52 @@ syntax_error(struct cparse *cp, const yaml_parser_t *yp, const char *buf,
 }
 
 /*
+ * The node for an event that makes one (alias, scalar, start of a list
+ * or mapping), attached under top; NULL for any other event.
+ */
+static struct node *
+event_node(struct cparse *cp, struct node **root, struct node *top,
+    const yaml_event_t *ev)
+{
+	struct node *n;
+
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		n = node_new(N_BAD, &ev->start_mark);
+		node_attach(cp, root, top, n);
+		nerr(cp, n, "YAML aliases are not supported");
+		return n;
+	case YAML_SCALAR_EVENT:
+		n = node_new(N_SCALAR, &ev->start_mark);
+		n->str = xstrndup((char *)ev->data.scalar.value,
+		    ev->data.scalar.length);
+		n->len = ev->data.scalar.length;
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		node_attach(cp, root, top, n);
+		node_check_props(cp, n, ev->data.scalar.anchor,
+		    ev->data.scalar.tag);
+		return n;
+	case YAML_SEQUENCE_START_EVENT:
+		n = node_new(N_SEQ, &ev->start_mark);
+		node_attach(cp, root, top, n);
+		node_check_props(cp, n, ev->data.sequence_start.anchor,
+		    ev->data.sequence_start.tag);
+		return n;
+	case YAML_MAPPING_START_EVENT:
+		n = node_new(N_MAP, &ev->start_mark);
+		node_attach(cp, root, top, n);
+		node_check_props(cp, n, ev->data.mapping_start.anchor,
+		    ev->data.mapping_start.tag);
+		return n;
+	default:
+		return NULL;
+	}
+}
+
+/*
  * Build the tree from libyaml's events.  Returns 0 with *root set (NULL
- * for an empty stream), or -1 when the YAML itself is broken; problems
- * inside a good document are reported and building goes on.
+ * for an empty stream), or -1 when the YAML itself is broken or too deep;
+ * problems inside a good document are reported and building goes on.
  */
 static int
 tree_build(struct cparse *cp, const char *buf, size_t len,
@@ -518,82 +565,51 @@ tree_build(struct cparse *cp, const char *buf, size_t len,
 {
 	yaml_parser_t yp;
 	yaml_event_t ev;
-	struct node *stack[TREE_DEPTH_MAX], *n, *top;
+	struct node *stack[TREE_DEPTH_MAX], *n;
 	size_t depth = 0;
-	int docs = 0, done = 0, rc = -1;
+	int docs = 0, rc = -1;
 
+	/*
+	 * XXX: libyaml frees its token buffers without wiping them, so copies
+	 * of consumer secrets may stay in freed heap; its allocator cannot
+	 * be replaced, and a wrapper around free() would be a hack.
+	 */
 	*root = NULL;
 	if (!yaml_parser_initialize(&yp))
 		fatalx("yaml_parser_initialize failed");
 	yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
-	while (!done) {
+	for (;;) {
 		if (!yaml_parser_parse(&yp, &ev)) {
 			syntax_error(cp, &yp, buf, len);
 			goto fail;
 		}
-		top = depth > 0 ? stack[depth - 1] : NULL;
-		n = NULL;
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = 1;
+		if (ev.type == YAML_STREAM_END_EVENT)
 			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (docs++ > 0) {
-				perr(cp, (int)ev.start_mark.line + 1,
-				    (int)ev.start_mark.column + 1, "yaml",
-				    "only one document is allowed");
-				yaml_event_delete(&ev);
-				goto fail;
-			}
-			break;
-		case YAML_ALIAS_EVENT:
-			n = node_new(N_BAD, &ev.start_mark);
-			node_attach(cp, root, top, n);
-			nerr(cp, n, "YAML aliases are not supported");
-			break;
-		case YAML_SCALAR_EVENT:
-			n = node_new(N_SCALAR, &ev.start_mark);
-			n->str = xstrndup((char *)ev.data.scalar.value,
-			    ev.data.scalar.length);
-			n->len = ev.data.scalar.length;
-			n->plain = ev.data.scalar.style ==
-			    YAML_PLAIN_SCALAR_STYLE;
-			node_attach(cp, root, top, n);
-			node_check_props(cp, n, ev.data.scalar.anchor,
-			    ev.data.scalar.tag);
-			break;
-		case YAML_SEQUENCE_START_EVENT:
-		case YAML_MAPPING_START_EVENT:
-			n = node_new(ev.type == YAML_SEQUENCE_START_EVENT ?
-			    N_SEQ : N_MAP, &ev.start_mark);
-			node_attach(cp, root, top, n);
-			if (ev.type == YAML_SEQUENCE_START_EVENT)
-				node_check_props(cp, n,
-				    ev.data.sequence_start.anchor,
-				    ev.data.sequence_start.tag);
-			else
-				node_check_props(cp, n,
-				    ev.data.mapping_start.anchor,
-				    ev.data.mapping_start.tag);
+		if (ev.type == YAML_DOCUMENT_START_EVENT && docs++ > 0) {
+			perr(cp, (int)ev.start_mark.line + 1,
+			    (int)ev.start_mark.column + 1, "yaml",
+			    "only one document is allowed");
+			goto fail;
+		}
+		if (ev.type == YAML_SEQUENCE_END_EVENT ||
+		    ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		n = event_node(cp, root, depth > 0 ? stack[depth - 1] : NULL,
+		    &ev);
+		if (n != NULL && (n->type == N_SEQ || n->type == N_MAP)) {
 			if (depth == TREE_DEPTH_MAX) {
 				nerr(cp, n, "nested deeper than %d levels",
 				    TREE_DEPTH_MAX);
-				yaml_event_delete(&ev);
 				goto fail;
 			}
 			stack[depth++] = n;
-			break;
-		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			break;
-		default:
-			break;
 		}
 		yaml_event_delete(&ev);
 	}
 	rc = 0;
  fail:
+	/* deleting an event twice, or one never filled, is harmless */
+	yaml_event_delete(&ev);
 	yaml_parser_delete(&yp);
 	if (rc == -1) {
 		node_free(*root);
@@ -705,7 +721,7 @@ listen_parse(const char *s, char **host, unsigned *port)
 	unsigned char addr[16];
 	char *tmp;
 	long v;
-	int af, ok;
+	int af;
 
 	if (s[0] == '[') {
 		h = s + 1;
@@ -727,8 +743,7 @@ listen_parse(const char *s, char **host, unsigned *port)
 	if ((v = strtol(ps, NULL, 10)) > 65535)
 		return -1;
 	tmp = xstrndup(h, hend - h);
-	ok = inet_pton(af, tmp, addr) == 1;
-	if (!ok) {
+	if (inet_pton(af, tmp, addr) != 1) {
 		free(tmp);
 		return -1;
 	}
@@ -1665,7 +1680,12 @@ file_read(struct cparse *cp, const char *path, char **bufp, size_t *lenp)
 		ferr(cp, "not a regular file");
 		goto fail;
 	}
-	/* whoever can write it can point ctrd's deliveries anywhere */
+	/*
+	 * Whoever can write it can point ctrd's deliveries anywhere.
+	 * XXX: a file others may read is accepted even when it holds
+	 * consumer secrets or Discord URLs; refusing such files would be
+	 * safer but is a policy change the operator should see coming.
+	 */
 	if (st.st_mode & S_IWOTH) {
 		ferr(cp, "mode %04o lets others write it; chmod o-w it",
 		    (unsigned)(st.st_mode & 07777));

@@ -38,7 +38,7 @@ struct consumer_conf {
 	char			*url;
 	struct header_conf	*headers;
 	size_t			 nheaders;
-	unsigned char		*secret;	/* decoded whsec_ bytes, or NULL */
+	unsigned char		*secret;	/* whsec_ decoded, or NULL */
 	size_t			 secret_len;
 	unsigned		 budget_ms;
 	unsigned		 max_in_flight;
@@ -60,7 +60,7 @@ struct config {
 	size_t			 body_max;
 	size_t			 entry_max;
 	unsigned		 json_depth_max;
-	unsigned		 queue_max;	/* deliveries waiting, all consumers */
+	unsigned		 queue_max;	/* waiting, all consumers */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;
 	unsigned		 connection_timeout_s;

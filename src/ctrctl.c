@@ -183,8 +183,13 @@ check(int argc, char *argv[])
 		usage();
 	if ((cf = config_load(argv[1], &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s:%d:%d: %s\n", errs.v[i].file,
-			    errs.v[i].line, errs.v[i].col, errs.v[i].msg);
+			if (errs.v[i].line == 0)	/* the file as a whole */
+				fprintf(stderr, "%s: %s\n", errs.v[i].file,
+				    errs.v[i].msg);
+			else
+				fprintf(stderr, "%s:%d:%d: %s\n",
+				    errs.v[i].file, errs.v[i].line,
+				    errs.v[i].col, errs.v[i].msg);
 		fprintf(stderr, "%s: %zu error%s\n", argv[1], errs.n,
 		    errs.n == 1 ? "" : "s");
 		config_errors_free(&errs);

@@ -2,10 +2,8 @@
 #include "autoconf.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -131,8 +129,11 @@ as_integer(const cJSON *v, int64_t *out)
 
 	if (!cJSON_IsNumber(v))
 		return -1;
+	/* The range test is false for NaN too; within range the cast is
+	 * defined, and it is exact only for integers. */
 	d = v->valuedouble;
-	if (!isfinite(d) || d != trunc(d) || fabs(d) > JSON_INT_MAX)
+	if (!(d >= -JSON_INT_MAX && d <= JSON_INT_MAX) ||
+	    (double)(int64_t)d != d)
 		return -1;
 	*out = (int64_t)d;
 	return 0;
@@ -215,19 +216,22 @@ event_parse_duration(const char *s, int64_t *ms)
 
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
-	if (read_uint(&p, 8, &a, NULL) == -1)
+	/* Twelve digits of hours or minutes, or eight of days, keep every
+	 * sum below 2^63 ms. */
+	if (read_uint(&p, 12, &a, NULL) == -1)
 		return -1;
 	if (*p == '.') {
 		/* "d.hh:mm:ss": days always come with hours. */
 		p++;
-		days = a;
+		if ((days = a) > 99999999)
+			return -1;
 		if (read_uint(&p, 2, &hours, NULL) == -1 || hours > 23 ||
 		    *p++ != ':' || read_uint(&p, 2, &mins, &nb) == -1 ||
 		    nb != 2)
 			return -1;
 		has_hours = 1;
 	} else {
-		if (*p++ != ':' || read_uint(&p, 8, &b, &nb) == -1)
+		if (*p++ != ':' || read_uint(&p, 2, &b, &nb) == -1)
 			return -1;
 		if (*p == ':') {
 			hours = a;

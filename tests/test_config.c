@@ -463,6 +463,32 @@ test_many_errors(void)
 }
 
 static void
+test_error_cap(void)
+{
+	char text[4096], last[128];
+	struct config_errors errs = { NULL, 0 };
+	struct config *cfg;
+	size_t i, n;
+
+	n = snprintf(text, sizeof(text), "secret_file: secret\n");
+	for (i = 0; i < 150; i++)
+		n += snprintf(text + n, sizeof(text) - n, "bogus%zu: 1\n", i);
+	write_conf("t.conf", text);
+	cfg = config_load("t.conf", &errs);
+	ok(cfg == NULL && errs.n == 101, "100 errors kept, then a summary");
+	if (errs.n == 101) {
+		is_str(errs.v[99].msg, "bogus99: unknown option",
+		    "the first 100 errors are the ones kept");
+		snprintf(last, sizeof(last), "%s:%d:%d: %s", errs.v[100].file,
+		    errs.v[100].line, errs.v[100].col, errs.v[100].msg);
+		is_str(last, "t.conf:0:0: 50 more errors not shown",
+		    "summary counts the errors left out");
+	}
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+static void
 test_producers(void)
 {
 	is_str(errors_of("secret_file: secret\nproducers:\n"
@@ -775,6 +801,7 @@ main(void)
 	test_numbers();
 	test_structure();
 	test_many_errors();
+	test_error_cap();
 	test_producers();
 	test_consumers();
 	test_patterns();
