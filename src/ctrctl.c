@@ -183,7 +183,7 @@ check(int argc, char *argv[])
 		usage();
 	if ((cf = config_load(argv[1], &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
-			if (errs.v[i].line == 0)	/* the file as a whole */
+			if (errs.v[i].line == 0)	/* the whole file */
 				fprintf(stderr, "%s: %s\n", errs.v[i].file,
 				    errs.v[i].msg);
 			else

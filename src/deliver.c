@@ -70,7 +70,7 @@ struct delivery {
 	int64_t			 deadline;
 	int64_t			 retry_at;
 	int			 attempts;
-	long			 status;	/* last HTTP status, 0 if none */
+	long			 status;	/* last HTTP status or 0 */
 	int64_t			 retry_after_ms; /* from the reply, or -1 */
 	size_t			 resp_read;
 	CURL			*easy;

@@ -40,9 +40,16 @@
  * In every shape but legacy, any other top-level member is refused: a
  * field the producer meant for consumers must not vanish silently.
  *
- * Types outside speedrun.* pass through with detail as sent, and so do
- * speedrun.* types that ctrd does not know yet, so that producers can add
- * kinds of event before ctrd learns them.
+ * detail is always an object of at most DETAIL_MEMBERS_MAX members as
+ * sent (before ctrd adds the "_ms" twins below).
+ *
+ * For the speedrun types ctrd knows (start, split, gold, skip, undo,
+ * reset, finish, pb) the fields they define are checked, and each duration
+ * is rewritten as canonical text ("-0:00:05.123") beside its milliseconds
+ * ("pace_ms"), so that consumers need not parse either form.  Types
+ * outside speedrun.* pass through with detail as sent, and so do speedrun.*
+ * types that ctrd does not know yet, so that producers can add kinds of
+ * event before ctrd learns them.
  */
 
 #define TYPE_MAX		128
@@ -292,7 +299,8 @@ days_since_epoch(int y, int m, int d)
 /*
  * "YYYY-MM-DDThh:mm:ss[.f]" then "Z" or "+hh:mm"/"-hh:mm", as RFC 3339
  * and .NET's round-trip format write it; maxfrac bounds the fraction.
- * A leap second (ss = 60) is refused: nothing downstream could use it.
+ * XXX: a leap second (ss = 60) is refused though RFC 3339 allows it:
+ * milliseconds since the epoch cannot name it.
  */
 static int
 parse_time(const char *s, int maxfrac, int64_t *ms)
@@ -344,6 +352,7 @@ event_id(char *buf, int64_t ms)
 	int i, j, bit, carry;
 	unsigned v;
 
+	/* The state is the process's: ctrd makes ids on its one loop. */
 	if (!started && sodium_init() < 0)
 		fatalx("sodium_init failed");
 	t = ms < 0 ? 0 : (uint64_t)ms > ms_max ? ms_max : (uint64_t)ms;
@@ -771,6 +780,8 @@ bad:
  * a split with detail.pb_pace.  Members it does not define are kept in
  * detail under their own names; one that would overwrite a field derived
  * here is refused.  null counts as absent, as .NET serializers write it.
+ * XXX: the checks shared with other shapes name the detail field
+ * ("detail.split"), not the member it came from ("SplitName").
  */
 static int
 from_legacy(const cJSON *in, const struct producer_conf *pc,

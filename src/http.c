@@ -572,7 +572,8 @@ listen_socket(const struct config *cf)
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-	    sizeof(one)) == -1 || bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+	    sizeof(one)) == -1 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 	    listen(fd, 1024) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
 		log_warn("listen %s port %u", cf->listen_host,

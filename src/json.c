@@ -15,8 +15,9 @@
 #include "util.h"
 
 /*
- * cJSON copies a number into a 64-byte buffer before strtod, so a longer
- * number is silently cut short; refuse those rather than misread them.
+ * XXX: numbers longer than this are refused although RFC 8259 allows
+ * them: cJSON copies a number into a 64-byte buffer before strtod, so it
+ * would silently cut a longer one short.
  */
 #define NUMBER_MAX	63
 

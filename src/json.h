@@ -6,10 +6,12 @@
 #include <cjson/cJSON.h>
 
 struct json_error {
-	const char	*code;		/* stable: "invalid_json", "entry_too_large" */
+	/* stable: "invalid_json", "entry_too_large" */
+	const char	*code;
 	int		 status;	/* HTTP status to answer: 400 or 413 */
 	size_t		 offset;	/* byte offset of the problem */
-	char		 message[160];	/* "line 1, column 7: duplicate key \"a\"" */
+	/* "line 1, column 7: duplicate key \"a\"" */
+	char		 message[160];
 };
 
 /*

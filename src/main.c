@@ -93,7 +93,8 @@ reload(void)
 	notify(buf);
 	if ((cf = load(&dlfd)) == NULL) {
 		log_warnx("reload failed: keeping the running configuration");
-		notify("READY=1\nSTATUS=reload failed; old configuration kept");
+		notify("READY=1\nSTATUS=reload failed; kept the old "
+		    "configuration");
 		return;
 	}
 	if (strcmp(cf->listen_host, old->listen_host) != 0 ||

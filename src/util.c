@@ -158,7 +158,8 @@ utf8_valid(const char *buf, size_t len)
 				return 0;
 			cp = (cp << 6) | (*p++ & 0x3f);
 		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		if (cp < min || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
 			return 0;
 	}
 	return 1;

@@ -219,6 +219,10 @@ test_legacy(void)
 	    "Timestamp", NULL, "legacy time with eight fractional digits");
 	bad_field(LEGACY_TS("2023-02-29T00:00:00Z"), "Timestamp", NULL,
 	    "legacy time on a day that does not exist");
+	bad_field(LEGACY_TS("2024-11-00T18:47:44Z"), "Timestamp", NULL,
+	    "legacy time on day 0");
+	bad_field(LEGACY_TS("2024-13-01T18:47:44Z"), "Timestamp", NULL,
+	    "legacy time in month 13");
 	bad_field(LEGACY_TS("2024-11-14 18:47:44Z"), "Timestamp", NULL,
 	    "legacy time with a space for T");
 	bad_field(LEGACY_TS("2024-11-14T24:00:00Z"), "Timestamp", NULL,
@@ -449,6 +453,13 @@ test_native(void)
 	bad_field("{'type':'stream.online','id':'01ARZ3NDEKTSV4RRFFQ69G5FAV'}",
 	    "id", "id: not a member of a native entry",
 	    "native body setting an id");
+	part_is("{'type':'stream.online','time':"
+	    "'2024-11-14t17:47:44.123456789z'}", "origin_time",
+	    "'2024-11-14T17:47:44.123Z'",
+	    "RFC 3339 time with nine fractional digits, lowercase t and z");
+	bad_field("{'type':'stream.online','time':"
+	    "'2024-11-14T17:47:44.1234567891Z'}", "time", NULL,
+	    "RFC 3339 time with ten fractional digits");
 	bad_field("{'type':'stream.online','time':'2024-11-14T17:47:44'}",
 	    "time", NULL, "native time without zone");
 	bad_field("{'type':'stream.online','time':1731606464}", "time",

@@ -3,6 +3,7 @@ redirects, the per-consumer budget, isolation of a hung consumer,
 keep-alive, and the delivery metrics, all against one ctrd and receivers
 this script starts on loopback."""
 
+import calendar
 import json
 import re
 import time
@@ -35,6 +36,14 @@ def track_ports(rcv):
 
     rcv.server.RequestHandlerClass = PortHandler
     return ports
+
+
+def widen_backlog(rcv, n=128):
+    """socketserver listens with a backlog of 5: ten simultaneous
+    deliveries overflow it and the kernel drops SYNs, which the client
+    resends only after a second.  That would be the test's delay, not
+    ctrd's; listen() again with room for all."""
+    rcv.server.socket.listen(n)
 
 
 def no_dup_object(pairs):
@@ -80,10 +89,14 @@ def dl_for(d, consumer):
 
 
 def dl_time(line):
-    """The dead-letter line's "time" as seconds since the epoch."""
-    t = time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S")
-    return (time.mktime(t) - time.timezone + int(line["time"][20:23]) /
-            1000.0)
+    """The dead-letter line's "time" as seconds since the epoch; a line
+    without an RFC 3339 UTC time gives -1e9, which no check accepts."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z$",
+                 str(line.get("time")))
+    if not m:
+        return -1e9
+    t = time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    return calendar.timegm(t) + int(m.group(2)) / 1000.0
 
 
 def metrics(d):
@@ -150,6 +163,8 @@ r_iso_hung = Receiver(tap, hang=True)
 r_iso_ok = Receiver(tap)
 r_ka = Receiver(tap)
 ka_ports = track_ports(r_ka)
+for _r in (r_healthy, r_iso_hung, r_iso_ok):
+    widen_backlog(_r)
 closed_url = "http://127.0.0.1:%d/hook" % free_port()
 
 secrets = {}
@@ -499,8 +514,7 @@ tap.ok(lines and isinstance(lines[0].get("attempts"), int) and
        "budget: connect errors are retried within the budget (attempts > 1)",
        lines)
 dt = dl_time(lines[0]) - t0 if lines else None
-tap.ok(dt is not None and dt <= 3.0 and
-       (dt >= 0.3),
+tap.ok(dt is not None and 0.2 <= dt <= 3.0,
        "budget: the closed-port delivery gives up near its 600 ms budget",
        "dead-lettered %s s after posting" % dt)
 

@@ -319,6 +319,16 @@ expect_error(legacy(d, {"EventType": "speedrun.start", "Game": "x"},
 expect_error(post(d, SPLIT, producer=None, path="/api/event"), 401,
              "missing_key", "the legacy route without a key gets 401 "
              "missing_key")
+# RFC 9110 5.5: whitespace around a field value is not part of it.
+st, h, b = raw_request(d.port, (
+    "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    "Authorization: Bearer %s \r\nContent-Type: application/json\r\n"
+    "Content-Length: %d\r\n\r\n" % (d.keys["runner"], len(json.dumps(SPLIT)))
+).encode() + json.dumps(SPLIT).encode())
+if st == 202:
+    accepted["runner"] += 1
+tap.ok(st == 202, "a valid key followed by trailing whitespace in the "
+       "Authorization field is accepted", "%r %r" % (st, b))
 
 # --- authorization ---------------------------------------------------------
 
@@ -434,7 +444,7 @@ bad_json = [
      b'{"type":"note.added","detail":{"text":"caf\xc3"}}'),
     ("a duplicate key", b'{"type":"note.added","type":"note.removed"}'),
     ("nesting 100 deep", b'{"type":"note.added","detail":' +
-     b'{"a":' * 98 + b'1' + b'}' * 98 + b'}'),
+     b'{"a":' * 99 + b'1' + b'}' * 99 + b'}'),
     ("trailing garbage", b'{"type":"note.added"} {"type":"x.y"}'),
     ("truncated JSON", b'{"type":"note.added","detail":{"text":"ab'),
 ]
