@@ -73,6 +73,8 @@ static struct loop_watch	*mhd_watch;
 static unsigned			 bound_port;
 static int			 draining;
 static unsigned			 nconnections;
+/* The request state of a GET, which holds nothing. */
+static struct request		 get_marker;
 
 static enum MHD_Result
 reply(struct MHD_Connection *conn, int status, char *body,
@@ -165,7 +167,7 @@ find_key(struct MHD_Connection *conn, enum route route)
 		if (strncasecmp(v, "Bearer ", 7) != 0)
 			return "";
 		v += 7;
-		while (*v == ' ')
+		while (*v == ' ' || *v == '\t')
 			v++;
 		return v;
 	}
@@ -218,6 +220,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	const char *key, *v;
 	char addr[64];
 	unsigned long long clen;
+	size_t keylen;
 	char *end;
 
 	if ((key = find_key(conn, route)) == NULL || *key == '\0') {
@@ -229,7 +232,12 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 		    "send the producer's API key as "
 		    "\"Authorization: Bearer ctr_...\"");
 	}
-	if ((p = keys_lookup(cf, key, strlen(key))) == NULL) {
+	/* Optional white space may end a field value (RFC 9110 5.5). */
+	keylen = strlen(key);
+	while (keylen > 0 && (key[keylen - 1] == ' ' ||
+	    key[keylen - 1] == '\t'))
+		keylen--;
+	if ((p = keys_lookup(cf, key, keylen)) == NULL) {
 		metrics_auth_failure("unknown_key");
 		log_info("ingest status=401 code=unknown_key client=%s",
 		    client_addr(conn, addr, sizeof(addr)));
@@ -271,19 +279,25 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	return MHD_YES;
 }
 
-static void
+/*
+ * Keep what fits in body_max.  Past it, read on (so that the client gets
+ * its 413) up to as much again, then give up on the connection: a chunked
+ * body has no announced end.  Returns -1 to close.
+ */
+static int
 take_body(struct request *r, const char *data, size_t n)
 {
 	size_t max = fanout_config(r->fo)->body_max;
 
 	if (r->discarded > 0 || r->len + n > max) {
 		r->discarded += n;
-		return;
+		return r->discarded > max ? -1 : 0;
 	}
 	if (r->buf == NULL)
 		r->buf = xmalloc(max + 1);
 	memcpy(r->buf + r->len, data, n);
 	r->len += n;
+	return 0;
 }
 
 static void
@@ -451,30 +465,42 @@ serve_get(struct MHD_Connection *conn, enum route route)
 	    "application/json", NULL, NULL);
 }
 
+static enum route
+route_of(const char *url, const char **allow)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0) {
+			if (allow != NULL)
+				*allow = routes[i].allow;
+			return routes[i].route;
+		}
+	return ROUTE_NONE;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_size, void **con_cls)
 {
 	struct request *r = *con_cls;
-	enum route route = ROUTE_NONE;
+	enum route route;
 	const char *allow = NULL;
-	size_t i;
 
+	if (r == &get_marker)
+		return serve_get(conn, route_of(url, NULL));
 	if (r != NULL) {
 		if (*upload_size > 0) {
-			take_body(r, upload_data, *upload_size);
+			if (take_body(r, upload_data, *upload_size) == -1)
+				return MHD_NO;
 			*upload_size = 0;
 			return MHD_YES;
 		}
 		return ingest(conn, r);
 	}
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0) {
-			route = routes[i].route;
-			allow = routes[i].allow;
-		}
+	route = route_of(url, &allow);
 	if (route == ROUTE_NONE)
 		return reply_error(conn, 404, "not_found", NULL, NULL,
 		    "no such resource; events go to POST /v1/events");
@@ -488,7 +514,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_error(conn, 405, "method_not_allowed",
 		    MHD_HTTP_HEADER_ALLOW, allow, "use %s", allow);
-	return serve_get(conn, route);
+	/* Answer on the next call: libmicrohttpd closes a connection whose
+	 * reply is queued before the request is complete. */
+	*con_cls = &get_marker;
+	return MHD_YES;
 }
 
 static void
@@ -497,7 +526,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct request *r = *con_cls;
 
-	if (r == NULL)
+	if (r == NULL || r == &get_marker)
 		return;
 	fanout_unref(r->fo);
 	free(r->buf);

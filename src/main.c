@@ -205,7 +205,7 @@ main(int argc, char *argv[])
 	if ((cf = load(&dlfd)) == NULL)
 		exit(1);
 	if (check_only) {
-		fprintf(stderr, "configuration OK\n");
+		printf("configuration OK\n");
 		config_free(cf);
 		close(dlfd);
 		exit(0);

@@ -505,6 +505,41 @@ tap.ok(results == [202, 202] and socks[0] is not None and
        "two POSTs on one keep-alive connection both succeed on the same "
        "socket", "%r %r" % (results, socks))
 
+# GET replies used to be queued before the request was complete, which
+# made libmicrohttpd close the connection after each one.
+conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+results, socks = [], []
+try:
+    for path in ("/healthz", "/metrics"):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        results.append((resp.status, resp.getheader("Connection")))
+        socks.append(conn.sock.getsockname() if conn.sock else None)
+except (OSError, http.client.HTTPException) as e:
+    results.append(repr(e))
+conn.close()
+tap.ok([r[0] for r in results] == [200, 200] and socks[0] is not None and
+       socks[0] == socks[1] and all(r[1] != "close" for r in results),
+       "GET /healthz then GET /metrics on one keep-alive connection",
+       "%r %r" % (results, socks))
+
+# A chunked body far over the limit has no announced end: ctrd stops
+# reading it and closes the connection rather than swallow it forever.
+s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+sent = 0
+try:
+    s.sendall(post_head(d, "Transfer-Encoding: chunked\r\n"))
+    while sent < 8 * 1024 * 1024:
+        s.sendall(b"10000\r\n" + b" " * 0x10000 + b"\r\n")
+        sent += 0x10000
+except OSError:
+    pass
+s.close()
+tap.ok(sent < 8 * 1024 * 1024,
+       "an endless chunked body is cut off well before 8 MiB",
+       "sent %d bytes" % sent)
+
 # --- still serving ---------------------------------------------------------
 
 st, h, b = d.request("GET", "/healthz")
