@@ -103,6 +103,12 @@ def verify_signature(whsec, headers, body):
     return any(hmac.compare_digest(s, "v1," + want) for s in sig.split(" "))
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when ctrd
+    # opens ten at once, and curl then waits a second to retry them.
+    request_queue_size = 128
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1 with scripted answers.
 
@@ -149,7 +155,7 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d/hook" % self.port
