@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "discord.h"
 #include "event.h"
 #include "log.h"
 #include "loop.h"
@@ -30,6 +31,7 @@
 #define BACKOFF_MAX_MS		400
 #define ATTEMPT_MIN_MS		5	/* less left is not worth a try */
 #define EASY_POOL_MAX		256
+#define DISCORD_REPLY_MAX	4096	/* kept, for a 429's retry_after */
 
 /* One serialized envelope, shared by all of its deliveries. */
 struct body {
@@ -47,6 +49,10 @@ struct consumer {
 	struct delivery		*tail;
 	unsigned		 queued;
 	unsigned		 in_flight;	/* attempting or backing off */
+	/* kind discord: one request at a time, paused by rate limits */
+	char			*discord_url;
+	int64_t			 paused_until;	/* mono ms, 0: not paused */
+	int			 failures;	/* in a row, for backoff */
 };
 
 struct fanout {
@@ -76,6 +82,14 @@ struct delivery {
 	CURL			*easy;
 	struct curl_slist	*hdrs;
 	char			 error[CURL_ERROR_SIZE];
+	/* kind discord: the events sent along in the same message, the
+	 * message itself, and what the reply said about rate limits */
+	struct delivery		*batch;
+	char			*payload;
+	size_t			 payload_len;
+	struct discord_limit	 limit;
+	char			*reply;
+	size_t			 reply_len;
 };
 
 static CURLM		*multi;
@@ -89,6 +103,8 @@ static CURL		*easy_pool[EASY_POOL_MAX];
 static int		 neasy_pool;
 
 static void	pump(struct consumer *);
+static void	pump_discord(struct consumer *);
+static void	discord_done(struct delivery *, CURLcode);
 static void	finish(struct delivery *, const char *reason);
 
 static void
@@ -104,6 +120,7 @@ static void
 fanout_destroy(struct fanout *fo)
 {
 	struct fanout **pp;
+	size_t i;
 
 	for (pp = &fanouts; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == fo) {
@@ -113,6 +130,8 @@ fanout_destroy(struct fanout *fo)
 	if (fo->dead_letter_fd != -1 &&
 	    (current == NULL || current->dead_letter_fd != fo->dead_letter_fd))
 		close(fo->dead_letter_fd);
+	for (i = 0; i < fo->nconsumers; i++)
+		free(fo->consumers[i].discord_url);
 	free(fo->consumers);
 	free(fo->matched);
 	config_free(fo->cf);
@@ -162,12 +181,8 @@ fanout_install(struct config *cf, int dead_letter_fd)
 		c->cf = &cf->consumers[i];
 		c->fo = fo;
 		c->m = metrics_consumer(c->cf->name);
-		/* XXX: Discord payloads are not written yet; such a consumer
-		 * would get raw envelopes that Discord refuses. */
 		if (c->cf->kind == CONSUMER_DISCORD)
-			log_warnx("consumer=%s: kind discord is not "
-			    "implemented yet; it receives nothing",
-			    c->cf->name);
+			c->discord_url = discord_url(c->cf);
 	}
 	fo->refs = 1;
 	fo->next = fanouts;
@@ -241,6 +256,8 @@ release(struct delivery *d)
 
 	pending--;
 	body_unref(d->body);
+	free(d->payload);
+	free(d->reply);
 	free(d);
 	fanout_unref(c->fo);
 }
@@ -294,11 +311,21 @@ static size_t
 on_write(char *data, size_t size, size_t n, void *arg)
 {
 	struct delivery *d = arg;
+	size_t len = size * n, keep;
 
-	/* Only the status matters; a consumer that sends an endless reply
-	 * is cut off rather than read. */
-	d->resp_read += size * n;
-	return d->resp_read > RESPONSE_READ_MAX ? 0 : size * n;
+	/* Only the status matters (and, from Discord, a 429's body); a
+	 * consumer that sends an endless reply is cut off, not read. */
+	if (d->c->cf->kind == CONSUMER_DISCORD &&
+	    d->reply_len < DISCORD_REPLY_MAX) {
+		keep = len < DISCORD_REPLY_MAX - d->reply_len ? len :
+		    DISCORD_REPLY_MAX - d->reply_len;
+		d->reply = xrealloc(d->reply, d->reply_len + keep + 1);
+		memcpy(d->reply + d->reply_len, data, keep);
+		d->reply_len += keep;
+		d->reply[d->reply_len] = '\0';
+	}
+	d->resp_read += len;
+	return d->resp_read > RESPONSE_READ_MAX ? 0 : len;
 }
 
 static size_t
@@ -309,6 +336,8 @@ on_header(char *data, size_t size, size_t n, void *arg)
 	char buf[32], *end;
 	double secs;
 
+	if (d->c->cf->kind == CONSUMER_DISCORD)
+		discord_limit_header(&d->limit, data, len);
 	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0 &&
 	    len - 12 < sizeof(buf)) {
 		memcpy(buf, data + 12, len - 12);
@@ -336,6 +365,8 @@ headers_for(struct delivery *d)
 	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");
 	h = curl_slist_append(h, "User-Agent: ctrd/" PACKAGE_VERSION);
+	if (cf->kind == CONSUMER_DISCORD)
+		goto custom;
 	snprintf(line, sizeof(line), "webhook-id: %s", d->body->id);
 	h = curl_slist_append(h, line);
 	snprintf(line, sizeof(line), "webhook-timestamp: %" PRId64, ts);
@@ -346,6 +377,7 @@ headers_for(struct delivery *d)
 		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
 		h = curl_slist_append(h, line);
 	}
+custom:
 	for (i = 0; i < cf->nheaders; i++) {
 		snprintf(line, sizeof(line), "%s: %s", cf->headers[i].name,
 		    cf->headers[i].value);
@@ -363,24 +395,35 @@ attempt(struct delivery *d)
 {
 	struct consumer *c = d->c;
 	int64_t left = d->deadline - mono_ms();
+	const char *url = c->cf->url, *data = d->body->data;
+	size_t len = d->body->len;
+	struct delivery *x;
 	CURL *e;
 
-	d->attempts++;
-	c->m->attempts++;
-	if (d->attempts > 1)
-		c->m->retries++;
+	for (x = d; x != NULL; x = x->batch) {
+		x->attempts++;
+		c->m->attempts++;
+		if (x->attempts > 1)
+			c->m->retries++;
+	}
+	if (c->cf->kind == CONSUMER_DISCORD) {
+		url = c->discord_url;
+		data = d->payload;
+		len = d->payload_len;
+		discord_limit_init(&d->limit);
+		d->reply_len = 0;
+	}
 	d->status = 0;
 	d->retry_after_ms = -1;
 	d->resp_read = 0;
 	d->error[0] = '\0';
 	d->hdrs = headers_for(d);
 	d->easy = e = easy_get();
-	curl_easy_setopt(e, CURLOPT_URL, c->cf->url);
+	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->hdrs);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body->data);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-	    (curl_off_t)d->body->len);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, data);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -424,6 +467,10 @@ pump(struct consumer *c)
 	struct delivery *d;
 	int64_t now = mono_ms();
 
+	if (c->cf->kind == CONSUMER_DISCORD) {
+		pump_discord(c);
+		return;
+	}
 	/* finish() can drop the last reference to a retired generation. */
 	fanout_ref(fo);
 	while (c->head != NULL && c->in_flight < c->cf->max_in_flight) {
@@ -553,7 +600,9 @@ collect(void)
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&d);
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &d->status);
 		unwire(d);
-		if (d->status >= 200 && d->status <= 299 &&
+		if (d->c->cf->kind == CONSUMER_DISCORD)
+			discord_done(d, rc);
+		else if (d->status >= 200 && d->status <= 299 &&
 		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR))
 			settle(d, NULL);
 		else
@@ -611,6 +660,7 @@ static int64_t
 next_due(void *arg)
 {
 	struct fanout *fo;
+	struct consumer *c;
 	struct delivery *d;
 	int64_t soonest = curl_due;
 	size_t i;
@@ -622,10 +672,13 @@ next_due(void *arg)
 	 * so its head holds its earliest deadline. */
 	for (fo = fanouts; fo != NULL; fo = fo->next)
 		for (i = 0; i < fo->nconsumers; i++) {
-			d = fo->consumers[i].head;
-			if (d != NULL && (soonest < 0 ||
-			    d->deadline < soonest))
+			c = &fo->consumers[i];
+			if ((d = c->head) == NULL)
+				continue;
+			if (soonest < 0 || d->deadline < soonest)
 				soonest = d->deadline;
+			if (c->paused_until > 0 && c->paused_until < soonest)
+				soonest = c->paused_until;
 		}
 	return soonest;
 }
@@ -650,6 +703,10 @@ expire_queued(int64_t now)
 				c->queued--;
 				c->m->queued--;
 				finish(d, "budget_exhausted");
+			}
+			if (c->paused_until > 0 && c->paused_until <= now) {
+				c->paused_until = 0;
+				pump(c);
 			}
 		}
 		fanout_unref(fo);
@@ -688,6 +745,128 @@ run_due(void *arg)
 	expire_queued(now);
 }
 
+/*
+ * Discord: one request in flight per webhook, so that messages keep their
+ * order; what queues up meanwhile, above all while the webhook is paused
+ * by a rate limit, leaves as one message of up to ten embeds.
+ */
+static void
+pump_discord(struct consumer *c)
+{
+	struct fanout *fo = c->fo;
+	struct delivery *lead = NULL, *last = NULL, *d;
+	cJSON *envs[DISCORD_EMBEDS_MAX];
+	int64_t now = mono_ms();
+	size_t n = 0, i;
+
+	if (c->in_flight > 0 || c->paused_until > now)
+		return;
+	fanout_ref(fo);
+	while (c->head != NULL && n < DISCORD_EMBEDS_MAX) {
+		d = c->head;
+		if ((c->head = d->next) == NULL)
+			c->tail = NULL;
+		d->next = NULL;
+		c->queued--;
+		c->m->queued--;
+		if (d->deadline - now < ATTEMPT_MIN_MS) {
+			finish(d, "budget_exhausted");
+			continue;
+		}
+		if ((envs[n] = cJSON_Parse(d->body->data)) == NULL)
+			fatalx("pump_discord: envelope does not parse");
+		n++;
+		d->batch = NULL;
+		if (lead == NULL)
+			lead = d;
+		else
+			last->batch = d;
+		last = d;
+		c->m->in_flight++;
+	}
+	if (lead != NULL) {
+		free(lead->payload);
+		lead->payload = discord_message((const cJSON *const *)envs, n,
+		    c->cf, &lead->payload_len);
+		for (i = 0; i < n; i++)
+			cJSON_Delete(envs[i]);
+		/* The oldest event leads: its deadline is the earliest, and
+		 * so bounds the request's timeout. */
+		c->in_flight = 1;
+		attempt(lead);
+	}
+	fanout_unref(fo);
+}
+
+static void
+discord_done(struct delivery *lead, CURLcode rc)
+{
+	struct consumer *c = lead->c;
+	struct fanout *fo = c->fo;
+	struct delivery *d, *next, *again = NULL, *again_tail = NULL;
+	long status = lead->status;
+	int64_t now = mono_ms(), pause;
+	unsigned span, nagain = 0;
+	int ok, retry;
+
+	ok = status >= 200 && status <= 299 &&
+	    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR);
+	retry = !ok && retryable(rc, status);
+	pause = discord_pause_ms(&lead->limit, status, lead->reply,
+	    lead->reply_len);
+	c->failures = ok ? 0 : c->failures + 1;
+	if (retry && status != 429) {
+		span = BACKOFF_FIRST_MS << (c->failures < 6 ?
+		    c->failures - 1 : 5);
+		if (span > BACKOFF_MAX_MS)
+			span = BACKOFF_MAX_MS;
+		if (pause < span)
+			pause = span / 2 + randombytes_uniform(span / 2 + 1);
+	}
+	if (pause > 0) {
+		c->paused_until = now + pause;
+		log_info("consumer=%s paused for %" PRId64 " ms (status %ld)",
+		    c->cf->name, pause, status);
+	}
+
+	fanout_ref(fo);
+	c->in_flight = 0;
+	for (d = lead; d != NULL; d = next) {
+		next = d->batch;
+		d->batch = NULL;
+		d->status = status;
+		if (d != lead)
+			memcpy(d->error, lead->error, sizeof(d->error));
+		c->m->in_flight--;
+		if (ok)
+			finish(d, NULL);
+		else if (!retry)
+			finish(d, reason_for(rc, status));
+		else if (now + pause + ATTEMPT_MIN_MS > d->deadline)
+			finish(d, status == 429 ? "retry_after_beyond_budget" :
+			    reason_for(rc, status));
+		else {
+			if (again_tail != NULL)
+				again_tail->next = d;
+			else
+				again = d;
+			again_tail = d;
+			nagain++;
+		}
+	}
+	/* Back to the front of the queue, in order, for the next message. */
+	if (again != NULL) {
+		again_tail->next = c->head;
+		c->head = again;
+		if (c->tail == NULL)
+			c->tail = again_tail;
+		c->queued += nagain;
+		c->m->queued += nagain;
+	}
+	pump(c);
+	fanout_unref(fo);
+}
+
 void
 deliver_init(void)
 {
@@ -712,8 +891,6 @@ deliver_event(struct fanout *fo, const cJSON *envelope, const char *id,
 
 	for (i = 0; i < fo->nconsumers; i++) {
 		c = &fo->consumers[i];
-		if (c->cf->kind == CONSUMER_DISCORD)
-			continue;
 		if (c->cf->pattern == NULL ||
 		    pattern_match(c->cf->pattern, envelope))
 			match[n++] = c;
@@ -762,7 +939,7 @@ deliver_abandon(void)
 {
 	struct fanout *fo, *next;
 	struct consumer *c;
-	struct delivery *d;
+	struct delivery *d, *next_in_batch;
 	size_t i;
 
 	/* Queues first, so that no slot freed below starts an attempt. */
@@ -787,7 +964,16 @@ deliver_abandon(void)
 	}
 	while ((d = wire) != NULL) {
 		unwire(d);
-		settle(d, "shutdown");
+		if (d->c->cf->kind != CONSUMER_DISCORD) {
+			settle(d, "shutdown");
+			continue;
+		}
+		d->c->in_flight = 0;
+		for (; d != NULL; d = next_in_batch) {
+			next_in_batch = d->batch;
+			d->c->m->in_flight--;
+			finish(d, "shutdown");
+		}
 	}
 }
 

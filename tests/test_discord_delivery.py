@@ -1,0 +1,206 @@
+"""Discord consumers end to end: ctrd delivers to a local Discord stand-in
+that enforces Discord's documented limits and rate limits."""
+
+import json
+import time
+
+import ctrtest
+from discord_standin import DiscordStandin
+
+tap = ctrtest.Tap()
+
+GAME = {"game": "Super Mario 64", "category": "16 Star"}
+
+
+def ev(type_, **detail):
+    d = dict(GAME)
+    d.update(detail)
+    return {"type": type_, "source": "livesplit", "detail": d}
+
+
+def texts(embed):
+    """Every piece of text Discord would show for one embed."""
+    out = [embed.get("title", ""), embed.get("description", ""),
+           embed.get("author", {}).get("name", ""),
+           embed.get("footer", {}).get("text", "")]
+    for f in embed.get("fields", []):
+        out += [f.get("name", ""), f.get("value", "")]
+    return out
+
+
+# --- formatting, one event a message ---------------------------------------
+
+fmt = DiscordStandin(tap, limit=100, window=1.0)
+burst = DiscordStandin(tap, limit=2, window=1.0)
+slow = DiscordStandin(tap, limit=1, window=5.0)
+other_url = slow.add_webhook("456", "tok-other")
+hook = ctrtest.Receiver(tap)
+consumers = [
+    {"name": "fmt", "kind": "discord", "url": fmt.url,
+     "username": "CTR Bot", "pattern": {"detail": {"case": ["fmt"]}}},
+    {"name": "burst", "kind": "discord", "url": burst.url,
+     "pattern": {"detail": {"case": ["burst"]}}},
+    {"name": "slow", "kind": "discord", "url": slow.url, "budget_ms": 1000,
+     "pattern": {"detail": {"case": ["slow"]}}},
+    {"name": "other", "kind": "discord", "url": other_url,
+     "pattern": {"detail": {"case": ["slow"]}}},
+    {"name": "hook", "url": hook.url},
+]
+d = ctrtest.Ctrd(tap, consumers=consumers)
+if not tap.ok(d.start(), "ctrd starts with discord consumers", d.read_log()):
+    tap.finish()
+
+cases = [
+    (ev("speedrun.start", case="fmt"), "Run started", None),
+    (ev("speedrun.split", case="fmt", split="Bob-omb Battlefield",
+        pace="-0:00:05.000"), "Bob-omb Battlefield", 0x2ECC71),
+    (ev("speedrun.split", case="fmt", split="Whomp's Fortress",
+        pace="+0:00:00.480"), "Whomp's Fortress", 0xE74C3C),
+    (ev("speedrun.gold", case="fmt", split="Cool, Cool Mountain",
+        segment_time="0:01:52.340"), "Cool, Cool Mountain", 0xF1C40F),
+    (ev("speedrun.reset", case="fmt", split="Lethal Lava Land"),
+     "Lethal Lava Land", None),
+    (ev("speedrun.finish", case="fmt", run_time="0:17:53.249"),
+     "finished", None),
+    (ev("speedrun.pb", case="fmt", run_time="0:17:40.000",
+        improvement="-0:00:13.249"), "personal best", 0xF1C40F),
+    (ev("chat.message", case="fmt", message="hello"), "chat.message", None),
+]
+for i, (e, title_part, colour) in enumerate(cases):
+    st, _, body = d.post(e)
+    got = fmt.wait(i + 1, timeout=5, accepted=True)
+    msgs = fmt.messages()
+    if not tap.ok(st == 202 and len(msgs) == i + 1,
+                  "%s arrives as its own message" % e["type"],
+                  "%r %r %r" % (st, body, [r.error for r in got])):
+        continue
+    m = msgs[i]
+    embed = m["embeds"][0] if m.get("embeds") else {}
+    tap.ok(title_part.lower() in embed.get("title", "").lower(),
+           "%s: the title names %r" % (e["type"], title_part),
+           json.dumps(embed)[:800])
+    if colour is not None:
+        tap.eq(embed.get("color"), colour,
+               "%s %s: colour %#x" % (e["type"],
+                                      e["detail"].get("pace", ""), colour))
+    if i == 1:
+        shown = " ".join(texts(embed))
+        tap.ok("Super Mario 64" in shown and "16 Star" in shown,
+               "a split shows the game and category", shown)
+        tap.ok("5.000" in shown and "ahead" in shown.lower(),
+               "a split ahead shows the pace and says ahead", shown)
+        tap.eq(m.get("username"), "CTR Bot", "the configured username")
+        tap.eq(m.get("allowed_mentions"), {"parse": []},
+               "allowed_mentions allows nobody")
+        tap.ok(embed.get("timestamp", "").startswith("20"),
+               "the embed carries a timestamp", embed.get("timestamp"))
+tap.eq(fmt.refused(), [], "Discord refused none of the messages")
+
+# Untrusted text: mentions neutralised, long multibyte text cut cleanly.
+# A split name of 250 characters is 370 UTF-16 units: over the title's 256.
+evil = ev("speedrun.split", case="fmt",
+          split="@everyone <@123456> <@&42>" + "é" * 100 + "🏃" * 124,
+          pace="-0:00:01.000", message="@here " + "é" * 1990)
+n = len(fmt.requests)
+st, _, body = d.post(evil)
+tap.eq(st, 202, "ctrd accepts the long, mention-laden event")
+fmt.wait(n + 1, timeout=5)
+last = fmt.requests[-1]
+tap.eq(last.status, 200, "a message with long multibyte text is accepted")
+if last.json:
+    shown = texts(last.json["embeds"][0])
+    joined = " ".join(shown)
+    tap.ok("@everyone" not in joined and "@here" not in joined,
+           "@everyone and @here are neutralised", joined[:300])
+    tap.ok("<@123456>" not in joined and "<@&42>" not in joined,
+           "user and role mentions are neutralised", joined[:300])
+    title = last.json["embeds"][0].get("title", "")
+    tap.ok(title.endswith("…"), "a cut title ends with an ellipsis",
+           title[-20:])
+    tap.ok(len(title.encode("utf-16-le")) // 2 <= 256,
+           "the title stays within 256 UTF-16 units")
+    tap.ok("\ufffd" not in title,
+           "the cut falls between characters, never inside one")
+
+# --- rate limits: no 429 collected, order kept, bursts coalesced ----------
+
+names = ["Split %02d" % i for i in range(12)]
+t0 = time.time()
+for name in names:
+    st, _, _ = d.post(ev("speedrun.split", case="burst", split=name,
+                         pace="-0:00:00.100"))
+end = time.time() + 6
+while time.time() < end:
+    seen = [e.get("title", "") for e in burst.embeds()]
+    if sum(1 for s in seen for nm in names if nm in s) >= len(names):
+        break
+    time.sleep(0.05)
+seen = [e.get("title", "") for e in burst.embeds()]
+order = [nm for s in seen for nm in names if nm in s]
+tap.eq(order, names, "a burst of 12 splits arrives complete and in order")
+tap.eq(burst.violations(), [],
+       "no request is sent while the limit says 0 remaining")
+msgs = burst.accepted_requests()
+tap.ok(len(msgs) < len(names),
+       "the burst is coalesced into fewer messages (%d)" % len(msgs))
+tap.ok(all(len(r.json.get("embeds", [])) <= 10 for r in msgs),
+       "no message carries more than 10 embeds")
+if msgs:
+    tap.ok(msgs[-1].time - t0 < 2.0,
+           "the whole burst lands inside the 2 s budget (%.2f s)"
+           % (msgs[-1].time - t0))
+tap.eq([x for x in d.dead_letters() if x["consumer"] == "burst"], [],
+       "nothing of the burst is dead-lettered")
+
+# A forced 500 is retried; a forced 429 pauses, then delivers.
+burst.force(500)
+n = len(burst.requests)
+time.sleep(1.1)                     # let the bucket refill
+d.post(ev("speedrun.split", case="burst", split="After 500"))
+got = burst.wait(n + 2, timeout=5)
+tap.eq([r.status for r in got[n:n + 2]], [500, 200],
+       "a 500 from Discord is retried and then delivered")
+time.sleep(1.1)
+burst.force(429)
+n = len(burst.requests)
+d.post(ev("speedrun.split", case="burst", split="After 429"))
+got = burst.wait(n + 2, timeout=5)
+tap.eq([r.status for r in got[n:n + 2]], [429, 200],
+       "a 429 from Discord pauses the webhook, then delivers")
+if len(got) >= n + 2:
+    tap.ok(got[n + 1].mono - got[n].mono >= 0.2,
+           "the retry after the 429 waited (%.3f s)"
+           % (got[n + 1].mono - got[n].mono))
+
+# --- budget: a webhook paused past the budget dead-letters the rest -------
+
+t0 = time.time()
+for i in range(3):
+    d.post(ev("speedrun.split", case="slow", split="Slow %d" % i))
+other = [r for r in slow.requests if r.webhook == "456"]
+end = time.time() + 4
+while time.time() < end and len([x for x in d.dead_letters()
+                                 if x["consumer"] == "slow"]) < 2:
+    time.sleep(0.05)
+dead = [x for x in d.dead_letters() if x["consumer"] == "slow"]
+tap.eq(len(dead), 2, "with the webhook paused for 5 s, the two events "
+       "behind the first miss the 1 s budget and are dead-lettered")
+tap.ok(all(x["reason"] == "budget_exhausted" for x in dead),
+       "their reason is budget_exhausted",
+       [x["reason"] for x in dead])
+tap.eq(slow.violations(), [], "the paused webhook got no request early")
+other = [r for r in slow.requests if r.webhook == "456"]
+tap.ok(len(other) >= 1 and other[0].time - t0 < 1.0,
+       "another Discord webhook is not held up by the paused one")
+
+# --- secrets --------------------------------------------------------------
+
+st, _, metrics = d.request("GET", "/metrics")
+log = d.read_log()
+tap.ok("tok-secret" not in log and "tok-other" not in log,
+       "the webhook token never appears in the log")
+tap.ok("tok-secret" not in str(metrics), "nor in /metrics")
+tap.eq(len(hook.wait(len(cases) + 1 + 12 + 2 + 3, timeout=5)),
+       len(cases) + 1 + 12 + 2 + 3,
+       "the plain webhook consumer got every event meanwhile")
+tap.finish()
