@@ -83,6 +83,11 @@ enum otype {
 	OT_GLOBS,
 	OT_PRODUCERS,
 	OT_CONSUMERS,
+	OT_STREAM,
+	OT_ACCESS,
+	OT_TOKENS,
+	OT_TOKEN_HASH,
+	OT_ORIGINS,
 };
 
 #define OPT_REQUIRED	0x1
@@ -105,9 +110,55 @@ struct opt {
 	const char	*help;
 };
 
+/* Numbers each configuration loaded, so that users of one can tell a
+ * new one from an old one at a reused address. */
+static uint64_t		generations;
+
 #define CF(f)	offsetof(struct config, f)
 #define PF(f)	offsetof(struct producer_conf, f)
 #define KF(f)	offsetof(struct consumer_conf, f)
+#define SF(f)	offsetof(struct stream_conf, f)
+#define TF(f)	offsetof(struct stream_token, f)
+
+static const struct opt token_opts[] = {
+	{ .name = "name", .type = OT_NAME, .off = TF(name),
+	  .flags = OPT_REQUIRED, .help = "unique name, used in logs" },
+	{ .name = "token_hash", .type = OT_TOKEN_HASH, .flags = OPT_REQUIRED,
+	  .help = "keyed BLAKE2b-256 of the token in hex, like key_hash" },
+	{ .name = "producers", .type = OT_GLOBS, .off = TF(producers),
+	  .off_n = TF(nproducers),
+	  .help = "globs of the producers it may watch; none: any" },
+};
+
+static const struct opt stream_opts[] = {
+	{ .name = "access", .type = OT_ACCESS, .def = STREAM_PUBLIC,
+	  .off = SF(access), .help = "public, or token: one of tokens" },
+	{ .name = "tokens", .type = OT_TOKENS,
+	  .help = "who may subscribe with access: token" },
+	{ .name = "cors_origins", .type = OT_ORIGINS,
+	  .help = "origins whose pages may read the stream, or \"*\"" },
+	{ .name = "ring_events", .type = OT_UINT, .min = 0, .max = 100000,
+	  .def = 1000, .off = SF(ring_events),
+	  .help = "recent events kept for subscribers that resume" },
+	{ .name = "ring_age_s", .type = OT_UINT, .min = 1, .max = 604800,
+	  .def = 3600, .off = SF(ring_age_s),
+	  .help = "and kept no longer than this many seconds" },
+	{ .name = "keepalive_s", .type = OT_UINT, .min = 1, .max = 3600,
+	  .def = 15, .off = SF(keepalive_s),
+	  .help = "seconds of silence before a keep-alive comment" },
+	{ .name = "retry_ms", .type = OT_UINT, .min = 100, .max = 3600000,
+	  .def = 3000, .off = SF(retry_ms),
+	  .help = "how soon a browser reconnects, sent as retry:" },
+	{ .name = "max_subscribers", .type = OT_UINT, .min = 0,
+	  .max = 100000, .def = 512, .off = SF(max_subscribers),
+	  .help = "open streams, all clients together; 0: none" },
+	{ .name = "max_subscribers_per_ip", .type = OT_UINT, .min = 0,
+	  .max = 100000, .def = 8, .off = SF(max_subscribers_per_ip),
+	  .help = "open streams from one address; 0: no limit" },
+	{ .name = "backlog_max", .type = OT_SIZE, .min = 1024,
+	  .max = 67108864, .def = 262144, .off = SF(backlog_max),
+	  .help = "unsent bytes before a slow subscriber is dropped" },
+};
 
 static const struct opt top_opts[] = {
 	{ .name = "listen", .type = OT_LISTEN, .def_str = "127.0.0.1:8080",
@@ -147,6 +198,9 @@ static const struct opt top_opts[] = {
 	  .help = "who may post events: a list of producer mappings" },
 	{ .name = "consumers", .type = OT_CONSUMERS,
 	  .help = "where events go: a list of consumer mappings" },
+	/* after producers: token hashes are checked against theirs */
+	{ .name = "stream", .type = OT_STREAM,
+	  .help = "the live event stream for browsers and apps" },
 };
 
 static const struct opt producer_opts[] = {
@@ -201,7 +255,8 @@ static const struct opt consumer_opts[] = {
 #define OPTS_MAX	16	/* rows in the longest table */
 
 _Static_assert(NOPTS(top_opts) <= OPTS_MAX &&
-    NOPTS(producer_opts) <= OPTS_MAX && NOPTS(consumer_opts) <= OPTS_MAX,
+    NOPTS(producer_opts) <= OPTS_MAX && NOPTS(consumer_opts) <= OPTS_MAX &&
+    NOPTS(stream_opts) <= OPTS_MAX && NOPTS(token_opts) <= OPTS_MAX,
     "raise OPTS_MAX");
 
 /* Where each cJSON item of a pattern came from, to place its errors. */
@@ -218,6 +273,7 @@ struct cparse {
 	size_t			 dropped;	/* past ERRORS_MAX */
 	struct config		*cfg;
 	size_t			 cur;		/* producer being read */
+	size_t			 cur_token;	/* stream token being read */
 	struct origin		*orig;
 	size_t			 norig;
 	size_t			 origcap;
@@ -899,6 +955,7 @@ opt_default(const struct opt *o, void *base)
 {
 	char *b = base;
 	unsigned port;
+	size_t i;
 
 	switch (o->type) {
 	case OT_UINT:
@@ -907,6 +964,16 @@ opt_default(const struct opt *o, void *base)
 	case OT_KIND:
 		*(enum consumer_kind *)(b + o->off) =
 		    (enum consumer_kind)o->def;
+		break;
+	case OT_ACCESS:
+		*(enum stream_access *)(b + o->off) =
+		    (enum stream_access)o->def;
+		break;
+	case OT_STREAM:
+		/* a file without a stream section gets the defaults too */
+		for (i = 0; i < NOPTS(stream_opts); i++)
+			opt_default(&stream_opts[i],
+			    &((struct config *)base)->stream);
 		break;
 	case OT_SIZE:
 		*(size_t *)(b + o->off) = (size_t)o->def;
@@ -1566,6 +1633,165 @@ set_consumers(struct cparse *cp, struct config *cfg, const struct node *v)
 }
 
 static void
+set_access(struct cparse *cp, struct stream_conf *sc, const struct node *v)
+{
+	if (v->type == N_BAD)
+		return;
+	if (v->type == N_SCALAR && strcmp(v->str, "public") == 0)
+		sc->access = STREAM_PUBLIC;
+	else if (v->type == N_SCALAR && strcmp(v->str, "token") == 0)
+		sc->access = STREAM_TOKEN;
+	else
+		nerr(cp, v, "must be public or token");
+}
+
+/*
+ * Like a producer's key_hash.  A token goes into URLs and browser pages,
+ * so it must never also be a producer's key.
+ */
+static void
+set_token_hash(struct cparse *cp, struct stream_token *tk,
+    const struct node *v)
+{
+	const struct config *cfg = cp->cfg;
+	unsigned char h[KEY_HASH_LEN];
+	size_t i, k;
+
+	if (v->type == N_BAD)
+		return;
+	if (key_hash_decode(v, h) == -1) {
+		nerr(cp, v, "must be %d lowercase hex digits (keyed "
+		    "BLAKE2b-256)", KEY_HASH_LEN * 2);
+		return;
+	}
+	for (i = 0; i < cfg->nproducers; i++)
+		for (k = 0; k < cfg->producers[i].nkeys; k++)
+			if (memcmp(cfg->producers[i].key_hash[k], h,
+			    KEY_HASH_LEN) == 0) {
+				nerr(cp, v, "same hash as the key of "
+				    "producers[%zu]; a token must be a key "
+				    "of its own", i);
+				goto done;
+			}
+	for (i = 0; i < cp->cur_token; i++)
+		if (memcmp(cfg->stream.tokens[i].hash, h, KEY_HASH_LEN) == 0) {
+			nerr(cp, v, "same hash as stream.tokens[%zu]", i);
+			goto done;
+		}
+	memcpy(tk->hash, h, KEY_HASH_LEN);
+ done:
+	sodium_memzero(h, sizeof(h));
+}
+
+static void
+set_tokens(struct cparse *cp, struct stream_conf *sc, const struct node *v)
+{
+	const struct node *seen[OPTS_MAX], *it;
+	struct stream_token *tk;
+	size_t i, j, ntab = NOPTS(token_opts);
+	int ni = opt_find(token_opts, ntab, "name", 4);
+
+	if ((v = want_list(cp, v, "token")) == NULL || v->nkids == 0)
+		return;
+	sc->tokens = xcalloc(v->nkids, sizeof(*sc->tokens));
+	sc->ntokens = v->nkids;
+	for (i = 0; i < v->nkids; i++) {
+		it = v->kids[i];
+		tk = &sc->tokens[i];
+		cp->cur_token = i;
+		if (it->type != N_MAP) {
+			if (it->type != N_BAD)
+				nerr(cp, it, "must be a mapping");
+			continue;
+		}
+		map_match(cp, token_opts, ntab, it, seen);
+		map_apply(cp, token_opts, ntab, it, tk, seen, 0);
+		for (j = 0; tk->name != NULL && j < i; j++)
+			if (sc->tokens[j].name != NULL &&
+			    strcmp(sc->tokens[j].name, tk->name) == 0) {
+				nerr(cp, seen[ni], "\"%s\" is already used by "
+				    "stream.tokens[%zu]", tk->name, j);
+				break;
+			}
+	}
+}
+
+/* NULL if s is "*" or a bare http(s) origin, else what is wrong. */
+static const char *
+origin_problem(const char *s)
+{
+	const char *host;
+
+	if (strcmp(s, "*") == 0)
+		return NULL;
+	if (url_problem(s) != NULL)
+		return "must be \"*\" or an origin such as "
+		    "https://example.org:8443";
+	host = s + (strncasecmp(s, "https://", 8) == 0 ? 8 : 7);
+	/* browsers send Origin without a path, not even "/" */
+	if (host[strcspn(host, "/?#")] != '\0')
+		return "must be an origin alone: no path, not even \"/\"";
+	return NULL;
+}
+
+static void
+set_origins(struct cparse *cp, struct stream_conf *sc,
+    const struct node *v)
+{
+	const char *s, *why;
+	size_t i;
+
+	if (v->type == N_BAD || node_is_null(v))
+		return;
+	if (v->type != N_SEQ) {
+		nerr(cp, v, "must be a list of origins");
+		return;
+	}
+	sc->cors_origins = xcalloc(v->nkids, sizeof(*sc->cors_origins));
+	for (i = 0; i < v->nkids; i++) {
+		if ((s = want_string(cp, v->kids[i])) == NULL)
+			continue;
+		if ((why = origin_problem(s)) != NULL) {
+			nerr(cp, v->kids[i], "%s", why);
+			continue;
+		}
+		if (strcmp(s, "*") == 0 && v->nkids > 1) {
+			nerr(cp, v->kids[i], "\"*\" allows every origin; "
+			    "list nothing else with it");
+			continue;
+		}
+		sc->cors_origins[sc->ncors_origins++] = xstrdup(s);
+	}
+}
+
+static void
+set_stream(struct cparse *cp, struct config *cfg, const struct node *v)
+{
+	struct stream_conf *sc = &cfg->stream;
+	const struct node *seen[OPTS_MAX];
+	size_t ntab = NOPTS(stream_opts);
+	int ai = opt_find(stream_opts, ntab, "access", 6);
+	int ti = opt_find(stream_opts, ntab, "tokens", 6);
+
+	if (v->type == N_BAD || node_is_null(v))
+		return;
+	if (v->type != N_MAP) {
+		nerr(cp, v, "must be a mapping");
+		return;
+	}
+	map_match(cp, stream_opts, ntab, v, seen);
+	map_apply(cp, stream_opts, ntab, v, sc, seen, 0);
+	/* say so rather than guess which of the two was meant */
+	if (sc->access == STREAM_TOKEN && sc->ntokens == 0 &&
+	    seen[ai] != NULL)
+		nerr(cp, seen[ai], "token needs at least one entry in "
+		    "stream.tokens");
+	else if (sc->access == STREAM_PUBLIC && sc->ntokens > 0)
+		nerr(cp, seen[ti]->key, "given, but the stream is public; "
+		    "set access: token");
+}
+
+static void
 opt_set(struct cparse *cp, const struct opt *o, void *base,
     const struct node *v)
 {
@@ -1610,6 +1836,21 @@ opt_set(struct cparse *cp, const struct opt *o, void *base,
 		break;
 	case OT_CONSUMERS:
 		set_consumers(cp, base, v);
+		break;
+	case OT_STREAM:
+		set_stream(cp, base, v);
+		break;
+	case OT_ACCESS:
+		set_access(cp, base, v);
+		break;
+	case OT_TOKENS:
+		set_tokens(cp, base, v);
+		break;
+	case OT_TOKEN_HASH:
+		set_token_hash(cp, base, v);
+		break;
+	case OT_ORIGINS:
+		set_origins(cp, base, v);
 		break;
 	}
 }
@@ -1737,6 +1978,7 @@ config_load(const char *path, struct config_errors *errs)
 	cfg = xcalloc(1, sizeof(*cfg));
 	cp.cfg = cfg;
 	cfg->path = xstrdup(path);
+	cfg->generation = ++generations;
 
 	if (file_read(&cp, path, &buf, &len) == -1)
 		goto fail;
@@ -1819,6 +2061,15 @@ config_free(struct config *cfg)
 		free(cc->thread_id);
 	}
 	free(cfg->consumers);
+	for (i = 0; i < cfg->stream.ntokens; i++) {
+		free(cfg->stream.tokens[i].name);
+		sodium_memzero(cfg->stream.tokens[i].hash,
+		    sizeof(cfg->stream.tokens[i].hash));
+		strv_free(cfg->stream.tokens[i].producers,
+		    cfg->stream.tokens[i].nproducers);
+	}
+	free(cfg->stream.tokens);
+	strv_free(cfg->stream.cors_origins, cfg->stream.ncors_origins);
 	free(cfg->path);
 	free(cfg->listen_host);
 	free(cfg->secret_file);

@@ -50,8 +50,38 @@ struct consumer_conf {
 	char			*thread_id;
 };
 
+enum stream_access {
+	STREAM_PUBLIC,		/* anyone may subscribe */
+	STREAM_TOKEN,		/* a token from tokens is required */
+};
+
+/* A token that may open the stream, kept only as a keyed hash. */
+struct stream_token {
+	char		*name;
+	unsigned char	 hash[KEY_HASH_LEN];
+	char		**producers;	/* globs; nproducers == 0: any */
+	size_t		 nproducers;
+};
+
+/* The stream section: the live Server-Sent Events feed. */
+struct stream_conf {
+	enum stream_access	 access;
+	struct stream_token	*tokens;
+	size_t			 ntokens;
+	char			**cors_origins;	/* "*", or origins */
+	size_t			 ncors_origins;
+	unsigned		 ring_events;	/* kept for resuming */
+	unsigned		 ring_age_s;
+	unsigned		 keepalive_s;
+	unsigned		 retry_ms;
+	unsigned		 max_subscribers;
+	unsigned		 max_subscribers_per_ip; /* 0: no limit */
+	size_t			 backlog_max;	/* unsent bytes a subscriber */
+};
+
 struct config {
 	char			*path;
+	uint64_t		 generation;	/* counts loads, from 1 */
 	char			*listen_host;	/* numeric address */
 	unsigned		 listen_port;	/* 0: pick one */
 	char			*secret_file;
@@ -69,6 +99,7 @@ struct config {
 	size_t			 nproducers;
 	struct consumer_conf	*consumers;
 	size_t			 nconsumers;
+	struct stream_conf	 stream;
 };
 
 /*

@@ -1,47 +1,48 @@
-/* ctrctl: the operator's tool: secrets, keys, config checks, a test sink. */
+/* ctrctl: the operator's tool: secrets, keys, config checks; the event
+ * tools live in post.c, replay.c and sink.c. */
 #include "autoconf.h"
 
 #include <sys/stat.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-#include <microhttpd.h>
 #include <sodium.h>
 
 #include "config.h"
+#include "ctrctl.h"
 #include "keys.h"
 #include "log.h"
-#include "sign.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"
 #endif
 #define DEFAULT_SECRET	SYSCONFDIR "/ctrd/secret"
-#define SINK_BODY_MAX	(1024 * 1024)
 
-static void __attribute__((noreturn))
-usage(void)
+void
+ctrctl_usage(void)
 {
 	fprintf(stderr,
 	    "usage: ctrctl secret-gen FILE\n"
 	    "       ctrctl keygen [-s secret_file] NAME\n"
 	    "       ctrctl hash [-s secret_file] < key\n"
 	    "       ctrctl check CONF\n"
+	    "       ctrctl send [-u URL] [-k KEYFILE] TYPE "
+	    "[key=value | key:=json ...]\n"
+	    "       ctrctl send [-u URL] [-k KEYFILE] -f EVENT.json\n"
+	    "       ctrctl replay [-u URL] [-k KEYFILE] [--speed N] "
+	    "[--run N]\n"
+	    "                     [--legacy] [--producer NAME] [--dry-run] "
+	    "FILE.lss\n"
 	    "       ctrctl sink --listen ADDR:PORT [--secret whsec_...]\n"
-	    "                   [--status N] [--delay-ms N] [--count N]\n");
+	    "                   [--status N | --status-seq N,N,...] "
+	    "[--delay-ms N]\n"
+	    "                   [--count N] [--json]\n");
 	exit(2);
 }
 
@@ -52,7 +53,7 @@ secret_gen(int argc, char *argv[])
 	int fd;
 
 	if (argc != 2)
-		usage();
+		ctrctl_usage();
 	/* O_EXCL: a server secret is never replaced by accident; every key
 	 * hash in ctr.conf depends on it. */
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -124,7 +125,7 @@ keygen(int argc, char *argv[])
 	const char *path = secret_option(&argc, &argv);
 
 	if (argc != 2)
-		usage();
+		ctrctl_usage();
 	if (read_secret(path, secret) == -1)
 		return 1;
 	keys_generate(key, sizeof(key));
@@ -150,7 +151,7 @@ hash(int argc, char *argv[])
 	size_t n;
 
 	if (argc != 1)
-		usage();
+		ctrctl_usage();
 	if (read_secret(path, secret) == -1)
 		return 1;
 	if (fgets(key, sizeof(key), stdin) == NULL) {
@@ -180,7 +181,7 @@ check(int argc, char *argv[])
 	size_t i;
 
 	if (argc != 2)
-		usage();
+		ctrctl_usage();
 	if ((cf = config_load(argv[1], &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
 			if (errs.v[i].line == 0)	/* the whole file */
@@ -202,210 +203,6 @@ check(int argc, char *argv[])
 	return 0;
 }
 
-/* The sink: a webhook receiver for trying ctrd out and for tests. */
-struct sink {
-	unsigned char	*secret;
-	size_t		 secretlen;
-	unsigned	 status;
-	unsigned	 delay_ms;
-	long		 count;		/* stop after this many; -1 never */
-	long		 seen;
-};
-
-struct sink_req {
-	char	*buf;
-	size_t	 len;
-	int	 overflow;
-};
-
-static volatile sig_atomic_t sink_done;
-
-static void
-on_stop_signal(int sig)
-{
-	sink_done = 1;
-}
-
-/* Print one line for a delivery: what arrived, how late, and whether
- * its signature holds. */
-static void
-sink_print(struct sink *s, struct MHD_Connection *conn, struct sink_req *r)
-{
-	const char *id, *ts, *sig, *verdict = "unsigned";
-	const cJSON *type, *producer, *time_, *seq;
-	struct tm tm = { 0 };
-	cJSON *env;
-	double ms = -1, frac = 0;
-	char *end;
-	int64_t t;
-
-	id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id");
-	ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    "webhook-timestamp");
-	sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    "webhook-signature");
-	if (s->secret != NULL) {
-		verdict = "BAD";
-		if (id != NULL && ts != NULL && sig != NULL) {
-			t = strtoll(ts, &end, 10);
-			if (*end == '\0' && sign_verify(s->secret,
-			    s->secretlen, id, t, r->buf, r->len, sig))
-				verdict = "ok";
-		}
-	}
-	env = cJSON_ParseWithLength(r->buf, r->len);
-	type = cJSON_GetObjectItem(env, "type");
-	producer = cJSON_GetObjectItem(env, "producer");
-	time_ = cJSON_GetObjectItem(env, "time");
-	seq = cJSON_GetObjectItem(env, "seq");
-	if (cJSON_IsString(time_)) {
-		end = strptime(time_->valuestring, "%Y-%m-%dT%H:%M:%S", &tm);
-		if (end != NULL && *end == '.')
-			frac = strtod(end, NULL);
-		if (end != NULL)
-			ms = (double)now_ms() - ((double)timegm(&tm) + frac) *
-			    1000.0;
-	}
-	printf("event=%s type=%s producer=%s seq=%.0f signature=%s "
-	    "latency_ms=%.0f bytes=%zu\n", id != NULL ? id : "-",
-	    cJSON_IsString(type) ? type->valuestring : "-",
-	    cJSON_IsString(producer) ? producer->valuestring : "-",
-	    cJSON_IsNumber(seq) ? seq->valuedouble : -1.0, verdict, ms,
-	    r->len);
-	if (getenv("CTRCTL_SINK_BODIES") != NULL)
-		printf("%.*s\n", (int)r->len, r->buf);
-	fflush(stdout);
-	cJSON_Delete(env);
-}
-
-static enum MHD_Result
-sink_request(void *cls, struct MHD_Connection *conn, const char *url,
-    const char *method, const char *version, const char *data,
-    size_t *size, void **con_cls)
-{
-	struct sink *s = cls;
-	struct sink_req *r = *con_cls;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	struct timespec ts;
-
-	if (r == NULL) {
-		*con_cls = xcalloc(1, sizeof(*r));
-		return MHD_YES;
-	}
-	if (*size > 0) {
-		if (r->len + *size > SINK_BODY_MAX)
-			r->overflow = 1;
-		else {
-			r->buf = xrealloc(r->buf, r->len + *size + 1);
-			memcpy(r->buf + r->len, data, *size);
-			r->len += *size;
-		}
-		*size = 0;
-		return MHD_YES;
-	}
-	if (r->buf == NULL)
-		r->buf = xstrdup("");
-	sink_print(s, conn, r);
-	if (s->delay_ms > 0) {
-		ts.tv_sec = s->delay_ms / 1000;
-		ts.tv_nsec = (long)(s->delay_ms % 1000) * 1000000;
-		nanosleep(&ts, NULL);
-	}
-	resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-	ret = MHD_queue_response(conn, s->status, resp);
-	MHD_destroy_response(resp);
-	if (s->count > 0 && ++s->seen >= s->count)
-		sink_done = 1;
-	return ret;
-}
-
-static void
-sink_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-    enum MHD_RequestTerminationCode toe)
-{
-	struct sink_req *r = *con_cls;
-
-	if (r != NULL) {
-		free(r->buf);
-		free(r);
-	}
-	*con_cls = NULL;
-}
-
-static int
-sink(int argc, char *argv[])
-{
-	struct sink s = { NULL, 0, 204, 0, -1, 0 };
-	struct sockaddr_in sin = { 0 };
-	struct MHD_Daemon *d;
-	const char *listen_at = NULL, *secret = NULL, *colon;
-	unsigned char raw[128];
-	size_t rawlen;
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		if (i + 1 >= argc)
-			usage();
-		if (strcmp(argv[i], "--listen") == 0)
-			listen_at = argv[++i];
-		else if (strcmp(argv[i], "--secret") == 0)
-			secret = argv[++i];
-		else if (strcmp(argv[i], "--status") == 0)
-			s.status = (unsigned)atoi(argv[++i]);
-		else if (strcmp(argv[i], "--delay-ms") == 0)
-			s.delay_ms = (unsigned)atoi(argv[++i]);
-		else if (strcmp(argv[i], "--count") == 0)
-			s.count = atol(argv[++i]);
-		else
-			usage();
-	}
-	if (listen_at == NULL || (colon = strrchr(listen_at, ':')) == NULL ||
-	    s.status < 100 || s.status > 599)
-		usage();
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	{
-		char host[64];
-
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - listen_at),
-		    listen_at);
-		if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-			fprintf(stderr, "ctrctl: %s: not an IPv4 address\n",
-			    host);
-			return 2;
-		}
-	}
-	if (secret != NULL) {
-		if (strncmp(secret, "whsec_", 6) != 0 ||
-		    sodium_base642bin(raw, sizeof(raw), secret + 6,
-		    strlen(secret + 6), NULL, &rawlen, NULL,
-		    sodium_base64_VARIANT_ORIGINAL) != 0) {
-			fprintf(stderr, "ctrctl: --secret: expects whsec_ "
-			    "and base64\n");
-			return 2;
-		}
-		s.secret = raw;
-		s.secretlen = rawlen;
-	}
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_EPOLL, 0, NULL, NULL, sink_request, &s,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-	    MHD_OPTION_NOTIFY_COMPLETED, sink_completed, NULL,
-	    MHD_OPTION_END);
-	if (d == NULL) {
-		fprintf(stderr, "ctrctl: cannot listen on %s\n", listen_at);
-		return 1;
-	}
-	signal(SIGINT, on_stop_signal);
-	signal(SIGTERM, on_stop_signal);
-	fprintf(stderr, "ctrctl sink: listening on %s\n", listen_at);
-	while (!sink_done)
-		usleep(50000);
-	MHD_stop_daemon(d);
-	return 0;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -416,7 +213,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (argc < 2)
-		usage();
+		ctrctl_usage();
 	if (strcmp(argv[1], "secret-gen") == 0)
 		return secret_gen(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keygen") == 0)
@@ -425,7 +222,11 @@ main(int argc, char *argv[])
 		return hash(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "send") == 0)
+		return post_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "replay") == 0)
+		return replay_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "sink") == 0)
-		return sink(argc - 1, argv + 1);
-	usage();
+		return sink_main(argc - 1, argv + 1);
+	ctrctl_usage();
 }

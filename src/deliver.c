@@ -807,6 +807,7 @@ discord_done(struct delivery *lead, CURLcode rc)
 	long status = lead->status;
 	int64_t now = mono_ms(), pause;
 	unsigned span, nagain = 0;
+	char error[CURL_ERROR_SIZE];
 	int ok, retry;
 
 	ok = status >= 200 && status <= 299 &&
@@ -829,14 +830,15 @@ discord_done(struct delivery *lead, CURLcode rc)
 		    c->cf->name, pause, status);
 	}
 
+	/* The lead is freed first in the loop below; keep its error. */
+	memcpy(error, lead->error, sizeof(error));
 	fanout_ref(fo);
 	c->in_flight = 0;
 	for (d = lead; d != NULL; d = next) {
 		next = d->batch;
 		d->batch = NULL;
 		d->status = status;
-		if (d != lead)
-			memcpy(d->error, lead->error, sizeof(d->error));
+		memcpy(d->error, error, sizeof(d->error));
 		c->m->in_flight--;
 		if (ok)
 			finish(d, NULL);

@@ -28,6 +28,8 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "page.h"
+#include "stream.h"
 #include "util.h"
 
 #define BATCH_MAX	10
@@ -35,20 +37,34 @@
 enum route {
 	ROUTE_EVENTS,		/* POST /v1/events */
 	ROUTE_LEGACY,		/* POST /api/event, the LiveSplit component */
-	ROUTE_HEALTH,
-	ROUTE_METRICS,
-	ROUTE_NONE
+	ROUTE_GET,		/* answered by the row's handlers */
 };
 
-static const struct {
+static enum MHD_Result	serve_health(struct MHD_Connection *, const char *);
+static enum MHD_Result	serve_metrics(struct MHD_Connection *, const char *);
+static enum MHD_Result	serve_page(struct MHD_Connection *, const char *);
+
+/*
+ * A row matches its exact path, or, when path is NULL, the urls its match
+ * function accepts.  get serves GET (and HEAD, when allow lists it) once
+ * the request is complete; options, when set, serves OPTIONS.
+ */
+static const struct endpoint {
 	const char	*path;
+	int		(*match)(const char *url);
 	enum route	 route;
 	const char	*allow;
+	enum MHD_Result	(*get)(struct MHD_Connection *, const char *url);
+	enum MHD_Result	(*options)(struct MHD_Connection *, const char *url);
 } routes[] = {
-	{ "/v1/events",	ROUTE_EVENTS,	"POST" },
-	{ "/api/event",	ROUTE_LEGACY,	"POST" },
-	{ "/healthz",	ROUTE_HEALTH,	"GET, HEAD" },
-	{ "/metrics",	ROUTE_METRICS,	"GET, HEAD" },
+	{ "/v1/events",	NULL, ROUTE_EVENTS, "POST", NULL, NULL },
+	{ "/api/event",	NULL, ROUTE_LEGACY, "POST", NULL, NULL },
+	{ "/healthz",	NULL, ROUTE_GET, "GET, HEAD", serve_health, NULL },
+	{ "/metrics",	NULL, ROUTE_GET, "GET, HEAD", serve_metrics, NULL },
+	{ "/v1/stream",	NULL, ROUTE_GET, "GET, OPTIONS", stream_serve,
+	  stream_preflight },
+	/* "/" and "/runs/<producer>" */
+	{ NULL, page_path, ROUTE_GET, "GET, HEAD", serve_page, NULL },
 };
 
 /* A POST whose body is still arriving. */
@@ -73,8 +89,9 @@ static struct loop_watch	*mhd_watch;
 static unsigned			 bound_port;
 static int			 draining;
 static unsigned			 nconnections;
-/* The request state of a GET, which holds nothing. */
-static struct request		 get_marker;
+static int			 kicked;	/* MHD_run wanted at once */
+/* The request state of a GET or an OPTIONS, which holds nothing. */
+static struct request		 get_marker, options_marker;
 
 static enum MHD_Result
 reply(struct MHD_Connection *conn, int status, char *body,
@@ -123,18 +140,51 @@ error_object(const char *code, const char *message, const char *field)
 	return o;
 }
 
+static enum MHD_Result __attribute__((format(printf, 7, 0)))
+vreply_error(struct MHD_Connection *conn, int status, const char *code,
+    const char *field, const char *hname, const char *hvalue,
+    const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return reply(conn, status, print_json(error_object(code, msg, field)),
+	    "application/json", hname, hvalue);
+}
+
 static enum MHD_Result __attribute__((format(printf, 6, 7)))
 reply_error(struct MHD_Connection *conn, int status, const char *code,
     const char *hname, const char *hvalue, const char *fmt, ...)
 {
-	char msg[256];
+	enum MHD_Result ret;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ret = vreply_error(conn, status, code, NULL, hname, hvalue, fmt, ap);
 	va_end(ap);
-	return reply(conn, status, print_json(error_object(code, msg, NULL)),
-	    "application/json", hname, hvalue);
+	return ret;
+}
+
+enum MHD_Result
+http_reply(struct MHD_Connection *conn, int status, char *body,
+    const char *type, const char *hname, const char *hvalue)
+{
+	return reply(conn, status, body, type, hname, hvalue);
+}
+
+enum MHD_Result
+http_reply_error(struct MHD_Connection *conn, int status, const char *code,
+    const char *field, const char *hname, const char *hvalue,
+    const char *fmt, ...)
+{
+	enum MHD_Result ret;
+	va_list ap;
+
+	va_start(ap, fmt);
+	ret = vreply_error(conn, status, code, field, hname, hvalue, fmt,
+	    ap);
+	va_end(ap);
+	return ret;
 }
 
 static const char *
@@ -152,6 +202,12 @@ client_addr(struct MHD_Connection *conn, char *buf, size_t len)
 	    NI_NUMERICHOST) != 0)
 		return "-";
 	return buf;
+}
+
+const char *
+http_client_addr(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	return client_addr(conn, buf, len);
 }
 
 /* The key from "Authorization: Bearer <key>", or on the legacy route
@@ -343,6 +399,7 @@ ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
 		m->seq++;
 		m->events[EVENT_ACCEPTED]++;
 		res->ok = 1;
+		stream_publish(env, res->id);
 	}
 	cJSON_Delete(env);
 }
@@ -451,13 +508,24 @@ ingest(struct MHD_Connection *conn, struct request *r)
 }
 
 static enum MHD_Result
-serve_get(struct MHD_Connection *conn, enum route route)
+serve_metrics(struct MHD_Connection *conn, const char *url)
 {
 	size_t len;
 
-	if (route == ROUTE_METRICS)
-		return reply(conn, 200, metrics_render(&len),
-		    "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+	return reply(conn, 200, metrics_render(&len),
+	    "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+}
+
+/* The page is the same on every path it answers. */
+static enum MHD_Result
+serve_page(struct MHD_Connection *conn, const char *url)
+{
+	return page_serve(conn);
+}
+
+static enum MHD_Result
+serve_health(struct MHD_Connection *conn, const char *url)
+{
 	if (draining)
 		return reply(conn, 503, xstrdup("{\"status\":\"draining\"}"),
 		    "application/json", NULL, NULL);
@@ -465,18 +533,33 @@ serve_get(struct MHD_Connection *conn, enum route route)
 	    "application/json", NULL, NULL);
 }
 
-static enum route
-route_of(const char *url, const char **allow)
+static const struct endpoint *
+route_of(const char *url)
 {
+	const struct endpoint *rt;
 	size_t i;
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0) {
-			if (allow != NULL)
-				*allow = routes[i].allow;
-			return routes[i].route;
-		}
-	return ROUTE_NONE;
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		rt = &routes[i];
+		if (rt->path != NULL ? strcmp(url, rt->path) == 0 :
+		    rt->match(url))
+			return rt;
+	}
+	return NULL;
+}
+
+/* Whether method is one of the comma-separated names in allow. */
+static int
+method_allowed(const char *allow, const char *method)
+{
+	size_t n = strlen(method);
+	const char *p;
+
+	for (p = allow; (p = strstr(p, method)) != NULL; p += n)
+		if ((p == allow || p[-1] == ' ') &&
+		    (p[n] == '\0' || p[n] == ','))
+			return 1;
+	return 0;
 }
 
 static enum MHD_Result
@@ -485,11 +568,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
     size_t *upload_size, void **con_cls)
 {
 	struct request *r = *con_cls;
-	enum route route;
-	const char *allow = NULL;
+	const struct endpoint *rt;
 
 	if (r == &get_marker)
-		return serve_get(conn, route_of(url, NULL));
+		return route_of(url)->get(conn, url);
+	if (r == &options_marker)
+		return route_of(url)->options(conn, url);
 	if (r != NULL) {
 		if (*upload_size > 0) {
 			if (take_body(r, upload_data, *upload_size) == -1)
@@ -500,23 +584,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		return ingest(conn, r);
 	}
 
-	route = route_of(url, &allow);
-	if (route == ROUTE_NONE)
+	if ((rt = route_of(url)) == NULL)
 		return reply_error(conn, 404, "not_found", NULL, NULL,
 		    "no such resource; events go to POST /v1/events");
-	if (route == ROUTE_EVENTS || route == ROUTE_LEGACY) {
-		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return reply_error(conn, 405, "method_not_allowed",
-			    MHD_HTTP_HEADER_ALLOW, allow, "use %s", allow);
-		return admit(conn, route, con_cls);
-	}
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+	if (!method_allowed(rt->allow, method))
 		return reply_error(conn, 405, "method_not_allowed",
-		    MHD_HTTP_HEADER_ALLOW, allow, "use %s", allow);
+		    MHD_HTTP_HEADER_ALLOW, rt->allow, "use %s", rt->allow);
+	if (rt->route == ROUTE_EVENTS || rt->route == ROUTE_LEGACY)
+		return admit(conn, rt->route, con_cls);
 	/* Answer on the next call: libmicrohttpd closes a connection whose
 	 * reply is queued before the request is complete. */
-	*con_cls = &get_marker;
+	*con_cls = strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 ?
+	    &options_marker : &get_marker;
 	return MHD_YES;
 }
 
@@ -526,7 +605,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct request *r = *con_cls;
 
-	if (r == NULL || r == &get_marker)
+	if (r == NULL || r == &get_marker || r == &options_marker)
 		return;
 	fanout_unref(r->fo);
 	free(r->buf);
@@ -568,6 +647,8 @@ mhd_next(void *arg)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 
+	if (mhd != NULL && kicked)
+		return 0;
 	if (mhd == NULL || MHD_get_timeout(mhd, &to) != MHD_YES)
 		return -1;
 	return mono_ms() + (int64_t)to;
@@ -578,8 +659,18 @@ mhd_run_due(void *arg)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 
-	if (mhd != NULL && MHD_get_timeout(mhd, &to) == MHD_YES && to == 0)
+	if (mhd == NULL)
+		return;
+	if (kicked || (MHD_get_timeout(mhd, &to) == MHD_YES && to == 0)) {
+		kicked = 0;
 		MHD_run(mhd);
+	}
+}
+
+void
+http_kick(void)
+{
+	kicked = 1;
 }
 
 static int
@@ -627,7 +718,10 @@ http_start(const struct config *cf)
 
 	if ((fd = listen_socket(cf)) == -1)
 		return -1;
-	mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
+	/* Stream subscribers are suspended while they have nothing to
+	 * send; resuming one wakes MHD's epoll fd through its ITC. */
+	mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
 	    NULL, on_request, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, cf->max_connections,
@@ -669,6 +763,7 @@ http_quiesce(void)
 	int fd;
 
 	draining = 1;
+	stream_quiesce();
 	if (mhd != NULL && (fd = MHD_quiesce_daemon(mhd)) != -1)
 		close(fd);
 }
@@ -679,6 +774,8 @@ http_stop(void)
 	if (mhd_watch != NULL)
 		loop_del(mhd_watch);
 	mhd_watch = NULL;
+	/* MHD_stop_daemon refuses to find a connection still suspended */
+	stream_close_all();
 	if (mhd != NULL)
 		MHD_stop_daemon(mhd);
 	mhd = NULL;

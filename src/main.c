@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "stream.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -213,6 +214,7 @@ main(int argc, char *argv[])
 	loop_init();
 	signals_init();
 	deliver_init();
+	stream_init();
 	fanout_install(cf, dlfd);
 	if (http_start(cf) == -1)
 		exit(1);
@@ -235,6 +237,7 @@ main(int argc, char *argv[])
 		    "as shutdown", deliver_pending());
 	deliver_abandon();
 	http_stop();
+	stream_free();
 	deliver_free();
 	loop_del(sigwatch);
 	close(sigfd);

@@ -36,6 +36,7 @@ static struct mproducer		*producers;
 static struct mconsumer		*consumers;
 static struct auth_failure	*auth_failures;
 static uint64_t			 responses[STATUS_MAX];
+static struct mstream		 stream;
 
 struct mproducer *
 metrics_producer(const char *name)
@@ -50,6 +51,12 @@ metrics_producer(const char *name)
 	p->next = producers;
 	producers = p;
 	return p;
+}
+
+struct mstream *
+metrics_stream(void)
+{
+	return &stream;
 }
 
 struct mconsumer *
@@ -187,6 +194,26 @@ render_consumers(struct out *o)
 	}
 }
 
+static void
+render_stream(struct out *o)
+{
+	header(o, "ctrd_stream_subscribers", "gauge",
+	    "Live stream subscribers connected now.");
+	out(o, "ctrd_stream_subscribers %" PRId64 "\n", stream.subscribers);
+	header(o, "ctrd_stream_subscriptions_total", "counter",
+	    "Live streams opened.");
+	out(o, "ctrd_stream_subscriptions_total %" PRIu64 "\n", stream.opened);
+	header(o, "ctrd_stream_dropped_total", "counter",
+	    "Subscribers cut off for reading too slowly (backlog_max).");
+	out(o, "ctrd_stream_dropped_total %" PRIu64 "\n", stream.dropped);
+	header(o, "ctrd_stream_messages_total", "counter",
+	    "Events written to subscribers, replayed ones included.");
+	out(o, "ctrd_stream_messages_total %" PRIu64 "\n", stream.messages);
+	header(o, "ctrd_stream_gaps_total", "counter",
+	    "Resumes the ring could not serve whole (ctr.gap notices).");
+	out(o, "ctrd_stream_gaps_total %" PRIu64 "\n", stream.gaps);
+}
+
 char *
 metrics_render(size_t *len)
 {
@@ -216,6 +243,7 @@ metrics_render(size_t *len)
 			out(&o, "ctrd_http_responses_total{code=\"%d\"} %"
 			    PRIu64 "\n", k, responses[k]);
 	render_consumers(&o);
+	render_stream(&o);
 	*len = o.len;
 	return o.buf;
 }

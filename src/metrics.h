@@ -46,6 +46,18 @@ struct mconsumer {
 	struct mconsumer	*next;
 };
 
+/* The live stream's counters, summed over configuration generations. */
+struct mstream {
+	int64_t		 subscribers;	/* gauge: streams open now */
+	uint64_t	 opened;	/* streams ever opened */
+	uint64_t	 dropped;	/* ended for passing backlog_max */
+	uint64_t	 messages;	/* events written, replays included */
+	uint64_t	 gaps;		/* ctr.gap notices sent */
+};
+
+/* The one set of stream counters; owned by this module. */
+struct mstream		*metrics_stream(void);
+
 /* Find or create the entry for a name; owned by this module. */
 struct mproducer	*metrics_producer(const char *name);
 struct mconsumer	*metrics_consumer(const char *name);

@@ -523,6 +523,108 @@ test_producers(void)
 }
 
 static void
+test_stream(void)
+{
+	const struct stream_conf *sc;
+	struct config *cfg;
+	uint64_t gen;
+
+	cfg = load_ok("secret_file: secret\n");
+	if (!ok(cfg != NULL, "a config without a stream section loads"))
+		return;
+	sc = &cfg->stream;
+	ok(sc->access == STREAM_PUBLIC && sc->ntokens == 0 &&
+	    sc->ncors_origins == 0, "the stream is public by default, with "
+	    "no tokens and no CORS origins");
+	ok(sc->ring_events == 1000 && sc->ring_age_s == 3600 &&
+	    sc->keepalive_s == 15 && sc->retry_ms == 3000 &&
+	    sc->max_subscribers == 512 && sc->max_subscribers_per_ip == 8 &&
+	    sc->backlog_max == 262144, "stream defaults without the section");
+	gen = cfg->generation;
+	config_free(cfg);
+
+	cfg = load_ok("secret_file: secret\nproducers:\n"
+	    "  - name: a\n    key_hash: " HASH_A "\n"
+	    "stream:\n  access: token\n  keepalive_s: 1\n"
+	    "  ring_events: 0\n  backlog_max: 1024\n"
+	    "  max_subscribers_per_ip: 0\n"
+	    "  cors_origins: [\"https://a.example\", "
+	    "\"http://[::1]:8080\"]\n"
+	    "  tokens:\n    - name: t1\n      token_hash: " HASH_B "\n"
+	    "      producers: [\"a\", \"b*\"]\n"
+	    "    - name: t2\n      token_hash: " HASH_C "\n");
+	if (!ok(cfg != NULL, "a full stream section loads"))
+		return;
+	sc = &cfg->stream;
+	ok(cfg->generation > gen, "each load gets a new generation");
+	ok(sc->access == STREAM_TOKEN && sc->keepalive_s == 1 &&
+	    sc->ring_events == 0 && sc->backlog_max == 1024 &&
+	    sc->max_subscribers_per_ip == 0 && sc->ring_age_s == 3600,
+	    "stream values given are kept, the others defaulted");
+	ok(sc->ncors_origins == 2 &&
+	    strcmp(sc->cors_origins[1], "http://[::1]:8080") == 0,
+	    "cors_origins keeps each origin");
+	ok(sc->ntokens == 2 && strcmp(sc->tokens[0].name, "t1") == 0 &&
+	    sc->tokens[0].hash[0] == 0xfe && sc->tokens[0].nproducers == 2 &&
+	    strcmp(sc->tokens[0].producers[1], "b*") == 0 &&
+	    sc->tokens[1].nproducers == 0 && sc->tokens[1].hash[1] == 0x11,
+	    "tokens keep their name, decoded hash and producer globs");
+	config_free(cfg);
+
+	is_str(errors_of("secret_file: secret\nstream: [1]\n"),
+	    "t.conf:2:9: stream: must be a mapping", "stream not a mapping");
+	is_str(errors_of("secret_file: secret\nstream:\n  access: open\n"),
+	    "t.conf:3:11: stream.access: must be public or token",
+	    "bad access");
+	is_str(errors_of("secret_file: secret\nstream:\n  access: token\n"),
+	    "t.conf:3:11: stream.access: token needs at least one entry in "
+	    "stream.tokens", "token access without tokens");
+	is_str(errors_of("secret_file: secret\nstream:\n  tokens:\n"
+	    "    - name: t\n      token_hash: " HASH_A "\n"),
+	    "t.conf:3:3: stream.tokens: given, but the stream is public; "
+	    "set access: token", "tokens on a public stream");
+	is_str(errors_of("secret_file: secret\nstream:\n  access: token\n"
+	    "  tokens:\n    - name: t\n      token_hash: abc\n"),
+	    "t.conf:6:19: stream.tokens[0].token_hash: must be 64 lowercase "
+	    "hex digits (keyed BLAKE2b-256)", "malformed token_hash");
+	is_str(errors_of("secret_file: secret\nproducers:\n"
+	    "  - name: a\n    key_hash: [" HASH_B ", " HASH_A "]\n"
+	    "stream:\n  access: token\n"
+	    "  tokens:\n    - name: t\n      token_hash: " HASH_A "\n"),
+	    "t.conf:9:19: stream.tokens[0].token_hash: same hash as the key "
+	    "of producers[0]; a token must be a key of its own",
+	    "a token that is also a producer's key is refused");
+	is_str(errors_of("secret_file: secret\nstream:\n  access: token\n"
+	    "  tokens:\n    - name: t\n      token_hash: " HASH_A "\n"
+	    "    - name: t\n      token_hash: " HASH_A "\n"),
+	    "t.conf:7:13: stream.tokens[1].name: \"t\" is already used by "
+	    "stream.tokens[0]\n"
+	    "t.conf:8:19: stream.tokens[1].token_hash: same hash as "
+	    "stream.tokens[0]", "duplicate token name and hash");
+	is_str(errors_of("secret_file: secret\nstream:\n  access: token\n"
+	    "  tokens:\n    - name: t\n"),
+	    "t.conf:5:7: stream.tokens[0].token_hash: required option is "
+	    "missing", "token_hash required");
+	is_str(errors_of("secret_file: secret\nstream:\n"
+	    "  cors_origins: [\"https://a.example/\", \"a.example\", "
+	    "\"*\"]\n"),
+	    "t.conf:3:18: stream.cors_origins[0]: must be an origin alone: "
+	    "no path, not even \"/\"\n"
+	    "t.conf:3:40: stream.cors_origins[1]: must be \"*\" or an origin "
+	    "such as https://example.org:8443\n"
+	    "t.conf:3:53: stream.cors_origins[2]: \"*\" allows every origin; "
+	    "list nothing else with it", "bad CORS origins");
+	is_str(errors_of("secret_file: secret\nstream:\n  keepalive: 5\n"
+	    "  keepalive_s: 0\n  backlog_max: 10\n"),
+	    "t.conf:3:3: stream.keepalive: unknown option (did you mean "
+	    "\"keepalive_s\"?)\n"
+	    "t.conf:4:16: stream.keepalive_s: must be between 1 and 3600\n"
+	    "t.conf:5:16: stream.backlog_max: must be between 1024 and "
+	    "67108864",
+	    "stream numbers are range-checked, names spell-checked");
+}
+
+static void
 test_consumers(void)
 {
 	const char *e;
@@ -804,6 +906,7 @@ main(void)
 	test_error_cap();
 	test_producers();
 	test_consumers();
+	test_stream();
 	test_patterns();
 	test_files();
 	test_log();

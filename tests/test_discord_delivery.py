@@ -203,4 +203,8 @@ tap.ok("tok-secret" not in str(metrics), "nor in /metrics")
 tap.eq(len(hook.wait(len(cases) + 1 + 12 + 2 + 3, timeout=5)),
        len(cases) + 1 + 12 + 2 + 3,
        "the plain webhook consumer got every event meanwhile")
+# A batch's failure path once read freed memory (caught by ASan): the
+# daemon must have survived all of the above and stop cleanly.
+tap.eq(d.stop(), 0, "ctrd exits 0 after all of that")
+tap.ok("Sanitizer" not in d.read_log(), "no sanitizer report in the log")
 tap.finish()

@@ -556,11 +556,14 @@ tap.ok(d.proc.poll() is None, "ctrd is still running")
 
 # --- metrics ---------------------------------------------------------------
 
-# Let every delivery settle, so that the counters hold still.
+# Let every delivery settle (nothing queued or in flight), so that the
+# counters hold still while the log is counted.
 end = time.time() + 5
 while time.time() < end:
-    n = len(re.findall(r"delivered event=\S+ consumer=all ", d.read_log()))
-    if n >= len(rcv.got):
+    _, _, t = d.request("GET", "/metrics")
+    t = t if isinstance(t, str) else ""
+    if re.search(r'^ctrd_in_flight\{consumer="all"\} 0$', t, re.M) and \
+       re.search(r'^ctrd_queue_depth\{consumer="all"\} 0$', t, re.M):
         break
     time.sleep(0.05)
 delivered = len(re.findall(r"delivered event=\S+ consumer=all ",
