@@ -19,6 +19,7 @@
 #include "deliver.h"
 #include "discord.h"
 #include "event.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -904,9 +905,7 @@ deliver_event(struct fanout *fo, const cJSON *envelope, const char *id,
 
 	b = xcalloc(1, sizeof(*b));
 	snprintf(b->id, sizeof(b->id), "%s", id);
-	if ((b->data = cJSON_PrintUnformatted(envelope)) == NULL)
-		fatalx("cJSON_PrintUnformatted failed");
-	b->len = strlen(b->data);
+	b->data = json_print(envelope, &b->len);
 	b->refs = 1;
 
 	for (i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 /* Strict JSON: a validating scan of untrusted bytes before cJSON sees them. */
 #include "autoconf.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -614,4 +615,144 @@ fail:
 	free(s.keys);
 	free(s.refs);
 	return NULL;
+}
+
+/* The printer: compact JSON with exact numbers. */
+
+struct jbuf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+jb_put(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		while (b->len + n + 1 > b->cap)
+			b->cap *= 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+print_string(struct jbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	char esc[7];
+	unsigned char c;
+
+	jb_put(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		jb_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"':	jb_put(b, "\\\"", 2); break;
+		case '\\':	jb_put(b, "\\\\", 2); break;
+		case '\b':	jb_put(b, "\\b", 2); break;
+		case '\f':	jb_put(b, "\\f", 2); break;
+		case '\n':	jb_put(b, "\\n", 2); break;
+		case '\r':	jb_put(b, "\\r", 2); break;
+		case '\t':	jb_put(b, "\\t", 2); break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			jb_put(b, esc, 6);
+		}
+	}
+	jb_put(b, run, (size_t)(s - run));
+	jb_put(b, "\"", 1);
+}
+
+static void
+print_number(struct jbuf *b, double d)
+{
+	char buf[32];
+	int prec;
+
+	if (!isfinite(d)) {
+		jb_put(b, "null", 4);
+		return;
+	}
+	/* Integers that doubles hold exactly print as integers. */
+	if (d > -9007199254740992.0 && d < 9007199254740992.0 &&
+	    (double)(int64_t)d == d) {
+		snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)d);
+		jb_put(b, buf, strlen(buf));
+		return;
+	}
+	for (prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	jb_put(b, buf, strlen(buf));
+}
+
+static void
+print_item(struct jbuf *b, const cJSON *item)
+{
+	const cJSON *child;
+	int first = 1;
+
+	switch (item->type & 0xff) {
+	case cJSON_False:
+		jb_put(b, "false", 5);
+		break;
+	case cJSON_True:
+		jb_put(b, "true", 4);
+		break;
+	case cJSON_NULL:
+		jb_put(b, "null", 4);
+		break;
+	case cJSON_Number:
+		print_number(b, item->valuedouble);
+		break;
+	case cJSON_String:
+		print_string(b, item->valuestring != NULL ?
+		    item->valuestring : "");
+		break;
+	case cJSON_Raw:
+		if (item->valuestring != NULL)
+			jb_put(b, item->valuestring, strlen(item->valuestring));
+		break;
+	case cJSON_Array:
+	case cJSON_Object:
+		jb_put(b, cJSON_IsArray(item) ? "[" : "{", 1);
+		for (child = item->child; child != NULL; child = child->next) {
+			if (!first)
+				jb_put(b, ",", 1);
+			first = 0;
+			if (cJSON_IsObject(item)) {
+				print_string(b, child->string != NULL ?
+				    child->string : "");
+				jb_put(b, ":", 1);
+			}
+			print_item(b, child);
+		}
+		jb_put(b, cJSON_IsArray(item) ? "]" : "}", 1);
+		break;
+	default:
+		fatalx("json_print: item of unknown type %d", item->type);
+	}
+}
+
+char *
+json_print(const cJSON *item, size_t *len)
+{
+	struct jbuf b = { xmalloc(256), 0, 256 };
+
+	b.p[0] = '\0';
+	print_item(&b, item);
+	if (len != NULL)
+		*len = b.len;
+	return b.p;
 }

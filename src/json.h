@@ -28,4 +28,15 @@ struct json_error {
 cJSON	*json_parse_strict(const char *buf, size_t len, unsigned max_depth,
 	    size_t entry_max, struct json_error *err);
 
+/*
+ * Serialize a tree as compact JSON.  Unlike cJSON's printer, every number
+ * is written with the fewest digits that read back as exactly the same
+ * double (cJSON rounds to 15 digits when that is merely close), so what
+ * a producer sent reaches consumers unchanged: 9007199254740991 stays
+ * 9007199254740991.  Non-finite numbers, which the strict parser never
+ * produces, are written as null.  Returns a malloc'd string, its length
+ * in *len when len is not NULL.
+ */
+char	*json_print(const cJSON *item, size_t *len);
+
 #endif

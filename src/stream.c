@@ -202,8 +202,7 @@ msg_event(const cJSON *env, const char *id, int64_t now)
 
 	type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(env,
 	    "type"));
-	if ((json = cJSON_PrintUnformatted(env)) == NULL)
-		fatalx("cJSON_PrintUnformatted failed");
+	json = json_print(env, &jlen);
 	hlen = (size_t)snprintf(head, sizeof(head), "id: %s\nevent: %s\n"
 	    "data: ", id, type != NULL ? type : "message");
 	if (hlen >= sizeof(head))

@@ -554,6 +554,23 @@ tap.ok(env is not None and env["detail"] == {"game": "Last"},
        "%r %r" % (st, b))
 tap.ok(d.proc.poll() is None, "ctrd is still running")
 
+# Numbers reach consumers exactly as sent (cJSON's printer used to round
+# them to 15 digits, and 1.7976931348623157e308 up to an infinity).
+raw = (b'{"type":"lab.numbers","source":"lab","detail":{'
+       b'"a":9007199254740991,"b":9999999999999998,'
+       b'"c":0.30000000000000004,"e":1.7976931348623157e308}}')
+st, h, b = post(d, raw)
+if tap.eq(st, 202, "an event with edge-case numbers is accepted"):
+    wait_for_id(rcv, b["entries"][0]["id"])
+    body = [g["body"] for g in rcv.got
+            if b["entries"][0]["id"].encode() in g["body"]]
+    tap.ok(body and b'"a":9007199254740991' in body[0] and
+           b'"b":9999999999999998' in body[0] and
+           b'"c":0.30000000000000004' in body[0] and
+           b'"e":1.7976931348623157e+308' in body[0],
+           "the consumer receives every number unchanged",
+           body[0] if body else "not delivered")
+
 # --- metrics ---------------------------------------------------------------
 
 # Let every delivery settle (nothing queued or in flight), so that the

@@ -402,6 +402,52 @@ test_entries(void)
 	free(big);
 }
 
+/* Parse strictly, print with json_print, compare with the expected text. */
+static void
+round_trip(const char *in, const char *want, const char *what)
+{
+	struct json_error err;
+	cJSON *j;
+	char *out;
+	size_t len = 0;
+
+	j = json_parse_strict(in, strlen(in), 32, 65536, &err);
+	if (!ok(j != NULL, "%s: parses", what)) {
+		printf("#   %s\n", err.message);
+		return;
+	}
+	out = json_print(j, &len);
+	is_str(out, want, "%s: prints exactly", what);
+	ok(len == strlen(out), "%s: length is right", what);
+	free(out);
+	cJSON_Delete(j);
+}
+
+static void
+test_print(void)
+{
+	/* cJSON's own printer turned these into 9.00719925474099e+15, 1e+16,
+	 * 0.3 and an infinity: a producer's numbers must arrive unchanged. */
+	round_trip("{\"a\":9007199254740991}", "{\"a\":9007199254740991}",
+	    "the largest exact integer");
+	round_trip("[9999999999999998]", "[9999999999999998]",
+	    "an even integer past 2^53");
+	round_trip("[0.30000000000000004]", "[0.30000000000000004]",
+	    "a double that 15 digits round away");
+	round_trip("[1.7976931348623157e308]", "[1.7976931348623157e+308]",
+	    "the largest double");
+	round_trip("[-0.5, 0.1, 1e-7, 123456.789]",
+	    "[-0.5,0.1,1e-07,123456.789]",
+	    "short decimals stay short");
+	round_trip("[-42, 0, 1e3]", "[-42,0,1000]", "integers");
+	round_trip("{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001\u00e9\"}",
+	    "{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001\u00e9\"}",
+	    "strings are escaped, UTF-8 kept");
+	round_trip("{\"x\":[true,false,null,{}],\"y\":[]}",
+	    "{\"x\":[true,false,null,{}],\"y\":[]}",
+	    "literals, nesting and empty containers");
+}
+
 int
 main(void)
 {
@@ -412,5 +458,6 @@ main(void)
 	test_duplicates();
 	test_depth();
 	test_entries();
+	test_print();
 	return done();
 }
