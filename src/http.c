@@ -75,6 +75,7 @@ struct request {
 	char				*buf;
 	size_t				 len;
 	size_t				 discarded;	/* past body_max */
+	int64_t				 deadline;	/* mono ms */
 };
 
 /* The outcome of one entry of a body. */
@@ -266,6 +267,68 @@ json_media_type(const char *v)
  * Everything a POST is checked for before its body is read: the key
  * first, so that a client without one learns nothing else.
  */
+/* What the headers of a POST say about its framing and its key. */
+struct framing {
+	unsigned	 content_length;
+	unsigned	 transfer_encoding;
+	unsigned	 authorization;
+	unsigned	 producer_key;
+	const char	*bad;		/* a header whose value holds a NUL */
+};
+
+static enum MHD_Result
+count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct framing *f = cls;
+
+	if (value != NULL && strlen(value) != value_size)
+		f->bad = key;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->transfer_encoding++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+		f->authorization++;
+	else if (strcasecmp(key, "x-producer-key") == 0)
+		f->producer_key++;
+	return MHD_YES;
+}
+
+/*
+ * Refuse a request whose framing two HTTP parsers could read two ways
+ * (a proxy in front of ctrd and ctrd itself): repeated or conflicting
+ * length headers, a transfer coding other than chunked, a NUL inside a
+ * value, or two keys.  Returns MHD_YES with *done 0 when all is well.
+ */
+static enum MHD_Result
+check_framing(struct MHD_Connection *conn, int *done)
+{
+	struct framing f = { 0 };
+	const char *te;
+
+	*done = 1;
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header, &f);
+	if (f.bad != NULL)
+		return reply_error(conn, 400, "invalid_header", NULL, NULL,
+		    "header %.40s holds a NUL byte", f.bad);
+	if (f.content_length > 1 || f.transfer_encoding > 1 ||
+	    f.authorization > 1 || f.producer_key > 1)
+		return reply_error(conn, 400, "duplicate_header", NULL, NULL,
+		    "send each of Content-Length, Transfer-Encoding, "
+		    "Authorization and x-producer-key at most once");
+	if (f.content_length > 0 && f.transfer_encoding > 0)
+		return reply_error(conn, 400, "conflicting_framing", NULL, NULL,
+		    "send Content-Length or Transfer-Encoding, not both");
+	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (te != NULL && strcasecmp(te, "chunked") != 0)
+		return reply_error(conn, 501, "unsupported_transfer_encoding",
+		    NULL, NULL, "the only transfer coding accepted is chunked");
+	*done = 0;
+	return MHD_YES;
+}
+
 static enum MHD_Result
 admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 {
@@ -277,14 +340,20 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	char addr[64];
 	unsigned long long clen;
 	size_t keylen;
+	enum MHD_Result ret;
 	char *end;
+	int done;
 
+	if ((ret = check_framing(conn, &done)) != MHD_YES || done)
+		return ret;
 	if ((key = find_key(conn, route)) == NULL || *key == '\0') {
 		metrics_auth_failure("missing_key");
 		log_info("ingest status=401 code=missing_key client=%s",
 		    client_addr(conn, addr, sizeof(addr)));
 		return reply_error(conn, 401, "missing_key",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+		    route == ROUTE_LEGACY ? "send the producer's API key in "
+		    "\"x-producer-key\" or \"Authorization: Bearer ctr_...\"" :
 		    "send the producer's API key as "
 		    "\"Authorization: Bearer ctr_...\"");
 	}
@@ -321,7 +390,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	} else {
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_TRANSFER_ENCODING);
-		if (v == NULL || strcasestr(v, "chunked") == NULL)
+		if (v == NULL)
 			return reply_error(conn, 411, "length_required", NULL,
 			    NULL, "send Content-Length or a chunked body");
 	}
@@ -331,6 +400,9 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	fanout_ref(fo);
 	r->producer = p;
 	r->route = route;
+	/* libmicrohttpd's timeout counts idle time only: a body sent a byte
+	 * at a time would hold its connection forever. */
+	r->deadline = mono_ms() + (int64_t)cf->connection_timeout_s * 1000;
 	*con_cls = r;
 	return MHD_YES;
 }
@@ -345,6 +417,12 @@ take_body(struct request *r, const char *data, size_t n)
 {
 	size_t max = fanout_config(r->fo)->body_max;
 
+	if (mono_ms() > r->deadline) {
+		log_info("ingest producer=%s code=body_too_slow: closed after "
+		    "%u s", r->producer->name,
+		    fanout_config(r->fo)->connection_timeout_s);
+		return -1;
+	}
 	if (r->discarded > 0 || r->len + n > max) {
 		r->discarded += n;
 		return r->discarded > max ? -1 : 0;
@@ -422,6 +500,7 @@ log_ingest(struct MHD_Connection *conn, struct request *r, int status,
     const struct entry_result *res, size_t n, size_t accepted)
 {
 	char ids[BATCH_MAX * (EVENT_ID_LEN + 1) + 1] = "", addr[64];
+	char field[4 * sizeof(res->err.field)] = "-";
 	const struct entry_result *bad = NULL;
 	size_t i;
 
@@ -433,12 +512,14 @@ log_ingest(struct MHD_Connection *conn, struct request *r, int status,
 		} else if (bad == NULL)
 			bad = &res[i];
 	}
+	/* The field name comes from the producer's body. */
+	if (bad != NULL && bad->err.field[0] != '\0')
+		log_token(field, sizeof(field), bad->err.field);
 	log_info("ingest status=%d producer=%s accepted=%zu failed=%zu "
 	    "events=%s code=%s field=%s client=%s", status,
 	    r->producer->name, accepted, n - accepted,
 	    ids[0] != '\0' ? ids : "-", bad != NULL ? bad->err.code : "-",
-	    bad != NULL && bad->err.field[0] != '\0' ? bad->err.field : "-",
-	    client_addr(conn, addr, sizeof(addr)));
+	    field, client_addr(conn, addr, sizeof(addr)));
 }
 
 static enum MHD_Result

@@ -125,8 +125,9 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
-char *
-log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+static char *
+escape(char *dst, size_t dstlen, const char *src, size_t srclen,
+    const char *also)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
@@ -141,7 +142,7 @@ log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 				break;
 			dst[o++] = '\\';
 			dst[o++] = (char)c;
-		} else if (c >= 0x20 && c < 0x7f) {
+		} else if (c >= 0x20 && c < 0x7f && strchr(also, c) == NULL) {
 			if (o + 1 >= dstlen)
 				break;
 			dst[o++] = (char)c;
@@ -156,4 +157,16 @@ log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 	}
 	dst[o] = '\0';
 	return dst;
+}
+
+char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	return escape(dst, dstlen, src, srclen, "");
+}
+
+char *
+log_token(char *dst, size_t dstlen, const char *src)
+{
+	return escape(dst, dstlen, src, strlen(src), " =");
 }

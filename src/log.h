@@ -32,5 +32,8 @@ void	fatalx(const char *, ...)
  * is cut at dstlen - 1 and always terminated.  Returns dst.
  */
 char	*log_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+/* The same, for a value in a key=value line: space and '=' are escaped
+ * too, so that producer text cannot forge another field. */
+char	*log_token(char *dst, size_t dstlen, const char *src);
 
 #endif

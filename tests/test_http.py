@@ -571,6 +571,42 @@ if tap.eq(st, 202, "an event with edge-case numbers is accepted"):
            "the consumer receives every number unchanged",
            body[0] if body else "not delivered")
 
+# Framing two parsers could read two ways is refused (request smuggling
+# behind a proxy), as are two keys and a NUL inside a value.
+def framing(extra, body=b"{}"):
+    return raw_request(d.port, post_head(d, extra), [body])
+
+
+expect_error(framing("Content-Length: 2\r\nContent-Length: 3\r\n"), 400,
+             "duplicate_header", "two Content-Length headers get 400")
+expect_error(framing("Content-Length: 2\r\n"
+                     "Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"),
+             400, "conflicting_framing",
+             "Content-Length with Transfer-Encoding gets 400")
+expect_error(framing("Transfer-Encoding: gzip, chunked\r\n",
+                     b"2\r\n{}\r\n0\r\n\r\n"), 501,
+             "unsupported_transfer_encoding",
+             "a transfer coding other than chunked gets 501")
+expect_error(framing("Authorization: Bearer %s\r\nContent-Length: 2\r\n"
+                     % d.keys["runner"]), 400, "duplicate_header",
+             "two Authorization headers get 400")
+nul_head = ("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Authorization: Bearer %s\x00junk\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+            % d.keys["runner"]).encode()
+st, _, b = raw_request(d.port, nul_head, [b"{}"])
+tap.ok(st in (400, None) and st != 202,
+       "a key followed by a NUL byte does not authenticate", "%r %r" % (st, b))
+
+# A producer's member name cannot forge a field of the log line.
+post(d, {"type": "speedrun.start", "x client=6.6.6.6": 1,
+         "detail": {"game": "G"}})
+log = d.read_log()
+tap.ok("field=x client=6.6.6.6" not in log and
+       "field=x\\x20client\\x3d6.6.6.6" in log,
+       "a member name with spaces and '=' is escaped in the log",
+       [l for l in log.splitlines() if "6.6.6.6" in l])
+
 # --- metrics ---------------------------------------------------------------
 
 # Let every delivery settle (nothing queued or in flight), so that the
@@ -644,5 +680,30 @@ if tap.ok(q.start(), "a second ctrd with queue_max 1 starts", q.read_log()):
     st, h, b = q.request("GET", "/healthz")
     tap.eq((st, b), (200, {"status": "ok"}),
            "the daemon with the full queue still answers /healthz")
+
+# A body that trickles in (a byte every 0.4 s) is cut off once the
+# connection timeout has passed since its headers, though it never idles.
+slow = Ctrd(tap, extra="connection_timeout_s: 2")
+if tap.ok(slow.start(), "a ctrd with connection_timeout_s 2 starts"):
+    sk = socket.create_connection(("127.0.0.1", slow.port), timeout=10)
+    sk.sendall(post_head(slow, "Content-Length: 100\r\n"))
+    t0, cut = time.time(), None
+    try:
+        while time.time() - t0 < 6:
+            sk.sendall(b" ")
+            time.sleep(0.4)
+    except OSError:
+        cut = time.time() - t0
+    if cut is None:
+        try:
+            sk.settimeout(1)
+            cut = time.time() - t0 if sk.recv(100) == b"" else None
+        except OSError:
+            cut = time.time() - t0
+    sk.close()
+    tap.ok(cut is not None and cut < 5.5,
+           "a trickling body is cut off after the timeout (%s s)" % cut)
+    tap.ok(slow.wait_log(r"code=body_too_slow") is not None,
+           "the log says the body was too slow")
 
 tap.finish()
