@@ -50,6 +50,7 @@ struct consumer {
 	struct delivery		*tail;
 	unsigned		 queued;
 	unsigned		 in_flight;	/* attempting or backing off */
+	char			**header_lines;	/* "Name: value" */
 	/* kind discord: one request at a time, paused by rate limits */
 	char			*discord_url;
 	int64_t			 paused_until;	/* mono ms, 0: not paused */
@@ -121,7 +122,8 @@ static void
 fanout_destroy(struct fanout *fo)
 {
 	struct fanout **pp;
-	size_t i;
+	struct consumer *c;
+	size_t i, k;
 
 	for (pp = &fanouts; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == fo) {
@@ -131,8 +133,13 @@ fanout_destroy(struct fanout *fo)
 	if (fo->dead_letter_fd != -1 &&
 	    (current == NULL || current->dead_letter_fd != fo->dead_letter_fd))
 		close(fo->dead_letter_fd);
-	for (i = 0; i < fo->nconsumers; i++)
-		free(fo->consumers[i].discord_url);
+	for (i = 0; i < fo->nconsumers; i++) {
+		c = &fo->consumers[i];
+		free(c->discord_url);
+		for (k = 0; k < c->cf->nheaders; k++)
+			free(c->header_lines[k]);
+		free(c->header_lines);
+	}
 	free(fo->consumers);
 	free(fo->matched);
 	config_free(fo->cf);
@@ -169,7 +176,7 @@ fanout_install(struct config *cf, int dead_letter_fd)
 {
 	struct fanout *fo, *old = current;
 	struct consumer *c;
-	size_t i;
+	size_t i, k, n;
 
 	fo = xcalloc(1, sizeof(*fo));
 	fo->cf = cf;
@@ -182,6 +189,15 @@ fanout_install(struct config *cf, int dead_letter_fd)
 		c->cf = &cf->consumers[i];
 		c->fo = fo;
 		c->m = metrics_consumer(c->cf->name);
+		c->header_lines = xcalloc(c->cf->nheaders,
+		    sizeof(*c->header_lines));
+		for (k = 0; k < c->cf->nheaders; k++) {
+			n = strlen(c->cf->headers[k].name) +
+			    strlen(c->cf->headers[k].value) + 3;
+			c->header_lines[k] = xmalloc(n);
+			snprintf(c->header_lines[k], n, "%s: %s",
+			    c->cf->headers[k].name, c->cf->headers[k].value);
+		}
 		if (c->cf->kind == CONSUMER_DISCORD)
 			c->discord_url = discord_url(c->cf);
 	}
@@ -359,31 +375,29 @@ headers_for(struct delivery *d)
 {
 	const struct consumer_conf *cf = d->c->cf;
 	struct curl_slist *h = NULL;
-	char line[512], sig[SIGN_HEADER_LEN];
+	char line[128], sig[SIGN_HEADER_LEN];
 	int64_t ts = now_ms() / 1000;
 	size_t i;
 
 	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");
 	h = curl_slist_append(h, "User-Agent: ctrd/" PACKAGE_VERSION);
-	if (cf->kind == CONSUMER_DISCORD)
-		goto custom;
-	snprintf(line, sizeof(line), "webhook-id: %s", d->body->id);
-	h = curl_slist_append(h, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %" PRId64, ts);
-	h = curl_slist_append(h, line);
-	if (cf->secret != NULL) {
+	if (cf->kind == CONSUMER_WEBHOOK) {
+		snprintf(line, sizeof(line), "webhook-id: %s", d->body->id);
+		h = curl_slist_append(h, line);
+		snprintf(line, sizeof(line), "webhook-timestamp: %" PRId64,
+		    ts);
+		h = curl_slist_append(h, line);
+	}
+	if (cf->kind == CONSUMER_WEBHOOK && cf->secret != NULL) {
 		sign_webhook(cf->secret, cf->secret_len, d->body->id, ts,
 		    d->body->data, d->body->len, sig, sizeof(sig));
 		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
 		h = curl_slist_append(h, line);
 	}
-custom:
-	for (i = 0; i < cf->nheaders; i++) {
-		snprintf(line, sizeof(line), "%s: %s", cf->headers[i].name,
-		    cf->headers[i].value);
-		h = curl_slist_append(h, line);
-	}
+	/* The operator's headers, of any length, made once per consumer. */
+	for (i = 0; i < cf->nheaders; i++)
+		h = curl_slist_append(h, d->c->header_lines[i]);
 	if (h == NULL)
 		fatalx("curl_slist_append failed");
 	return h;

@@ -209,7 +209,7 @@ def consumer(name, url, case, secret=True, **kw):
 
 consumers = [
     consumer("route-splits", r_splits.url + "?team=blue", "route",
-             headers={"X-Team": "blue"},
+             headers={"X-Team": "blue", "X-Long": "v" * 1000},
              pattern={"type": ["speedrun.split"]}),
     consumer("route-super", r_super.url, "route", secret=False,
              pattern={"detail": {"game": [{"prefix": "Super"}]}}),
@@ -375,6 +375,9 @@ tap.eq(sorted(set("webhook-id" in g["headers"] and
        "webhook-timestamp")
 tap.eq(sorted(set(g["headers"].get("x-team") for g in r_splits.got)),
        ["blue"], "delivery: the configured header X-Team: blue arrives")
+# Header lines used to be built in a 512-byte buffer and cut silently.
+tap.eq(sorted(set(len(g["headers"].get("x-long", "")) for g in r_splits.got)),
+       [1000], "delivery: a configured 1000-character header arrives whole")
 tap.eq(sorted(set(g["headers"].get("x-team") for g in r_super.got)),
        [None], "delivery: a header configured for one consumer is not "
        "sent to another")
