@@ -1959,6 +1959,42 @@ file_read(struct cparse *cp, const char *path, char **bufp, size_t *lenp)
 	return -1;
 }
 
+/*
+ * A dead_letter_file set in the file must be writable when the first
+ * delivery misses, not just at start-up: check its directory now, without
+ * creating the file, so that ctrctl check, ctrd -n and a reload refuse
+ * what the daemon could not use.  The built-in default is checked only
+ * when ctrd opens it, so that configurations stay portable between a
+ * build tree and an installed system.
+ */
+static void
+check_dead_letter(struct cparse *cp, struct config *cfg,
+    const struct node *root)
+{
+	const struct node *v = NULL;
+	const char *f = cfg->dead_letter_file, *slash;
+	char *dir;
+	struct stat st;
+	size_t i;
+
+	for (i = 0; root != NULL && root->type == N_MAP &&
+	    i + 1 < root->nkids; i += 2)
+		if (strcmp(root->kids[i]->str, "dead_letter_file") == 0)
+			v = root->kids[i + 1];
+	if (v == NULL)
+		return;
+	slash = strrchr(f, '/');
+	dir = slash == NULL ? xstrdup(".") : slash == f ? xstrdup("/") :
+	    xstrndup(f, (size_t)(slash - f));
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
+	    access(dir, W_OK | X_OK) == -1)
+		nerr(cp, v, "directory %s is missing or not writable", dir);
+	else if (stat(f, &st) == 0 && (!S_ISREG(st.st_mode) ||
+	    access(f, W_OK) == -1))
+		nerr(cp, v, "not a writable regular file");
+	free(dir);
+}
+
 struct config *
 config_load(const char *path, struct config_errors *errs)
 {
@@ -1985,6 +2021,8 @@ config_load(const char *path, struct config_errors *errs)
 	if (tree_build(&cp, buf, len, &root) == -1)
 		goto fail;
 	parse_top(&cp, cfg, root);
+	if (errs->n == cp.first)
+		check_dead_letter(&cp, cfg, root);
 	if (errs->n > cp.first || cp.dropped > 0)
 		goto fail;
 	goto done;

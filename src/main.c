@@ -73,6 +73,8 @@ load(int *dlfd)
 		return NULL;
 	}
 	config_errors_free(&errs);
+	if (dlfd == NULL)
+		return cf;		/* -n: check, open nothing */
 	if ((*dlfd = deliver_open_dead_letter(cf->dead_letter_file)) == -1) {
 		log_warn("dead_letter_file %s", cf->dead_letter_file);
 		config_free(cf);
@@ -203,12 +205,11 @@ main(int argc, char *argv[])
 	util_init();
 	if (sodium_init() == -1)
 		fatalx("libsodium failed to initialise");
-	if ((cf = load(&dlfd)) == NULL)
+	if ((cf = load(check_only ? NULL : &dlfd)) == NULL)
 		exit(1);
 	if (check_only) {
 		printf("configuration OK\n");
 		config_free(cf);
-		close(dlfd);
 		exit(0);
 	}
 	loop_init();

@@ -327,6 +327,14 @@ test_numbers(void)
 	is_str(errors_of("secret_file: secret\nbody_max: \"5000\"\n"),
 	    "t.conf:2:11: body_max: must be an integer",
 	    "quoted number is a string, not an integer");
+	/* ctrctl check passed these, and ctrd then failed to start. */
+	is_str(errors_of("secret_file: secret\n"
+	    "dead_letter_file: /proc/nope/x\n"),
+	    "t.conf:2:19: dead_letter_file: directory /proc/nope is missing "
+	    "or not writable", "a dead-letter directory that is missing");
+	is_str(errors_of("secret_file: secret\ndead_letter_file: /proc\n"),
+	    "t.conf:2:19: dead_letter_file: not a writable regular file",
+	    "a dead-letter file that is a directory");
 	is_str(errors_of("secret_file: secret\ndrain_ms: 1.5\n"),
 	    "t.conf:2:11: drain_ms: must be an integer", "no fractions");
 	is_str(errors_of("secret_file: secret\n"
