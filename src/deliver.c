@@ -898,8 +898,8 @@ deliver_init(void)
 }
 
 int
-deliver_event(struct fanout *fo, const cJSON *envelope, const char *id,
-    int64_t recv_mono)
+deliver_event(struct fanout *fo, const cJSON *envelope, const char *json,
+    size_t len, const char *id, int64_t recv_mono)
 {
 	struct consumer **match = fo->matched, *c;
 	struct delivery *d;
@@ -919,7 +919,8 @@ deliver_event(struct fanout *fo, const cJSON *envelope, const char *id,
 
 	b = xcalloc(1, sizeof(*b));
 	snprintf(b->id, sizeof(b->id), "%s", id);
-	b->data = json_print(envelope, &b->len);
+	b->data = xstrndup(json, len);
+	b->len = len;
 	b->refs = 1;
 
 	for (i = 0; i < n; i++) {

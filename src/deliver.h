@@ -42,14 +42,17 @@ void		 fanout_unref(struct fanout *);
 /*
  * Route one accepted envelope: queue a delivery for every consumer whose
  * pattern matches, with deadline recv_mono + that consumer's budget.  id
- * is the envelope's id.  Returns the number of consumers matched, or -1
+ * is the envelope's id, json[0..len) its text as json_print wrote it
+ * (copied: the envelope is serialized once for every consumer and the
+ * stream).  Returns the number of consumers matched, or -1
  * if the delivery queues cannot take the event (nothing was queued; the
  * caller answers 503).  A consumer whose own queue is full records that
  * delivery as dead-lettered at once and does not refuse the event for the
  * others.
  */
 int		 deliver_event(struct fanout *, const cJSON *envelope,
-		    const char *id, int64_t recv_mono);
+		    const char *json, size_t len, const char *id,
+		    int64_t recv_mono);
 
 /* How many deliveries are waiting or in flight, all generations. */
 size_t		 deliver_pending(void);

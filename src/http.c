@@ -74,6 +74,8 @@ struct request {
 	enum route			 route;
 	char				*buf;
 	size_t				 len;
+	size_t				 cap;
+	size_t				 hint;		/* Content-Length */
 	size_t				 discarded;	/* past body_max */
 	int64_t				 deadline;	/* mono ms */
 };
@@ -338,7 +340,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	struct request *r;
 	const char *key, *v;
 	char addr[64];
-	unsigned long long clen;
+	unsigned long long clen = 0;
 	size_t keylen;
 	enum MHD_Result ret;
 	char *end;
@@ -400,6 +402,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	fanout_ref(fo);
 	r->producer = p;
 	r->route = route;
+	r->hint = clen <= cf->body_max ? (size_t)clen : 0;
 	/* libmicrohttpd's timeout counts idle time only: a body sent a byte
 	 * at a time would hold its connection forever. */
 	r->deadline = mono_ms() + (int64_t)cf->connection_timeout_s * 1000;
@@ -415,7 +418,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 static int
 take_body(struct request *r, const char *data, size_t n)
 {
-	size_t max = fanout_config(r->fo)->body_max;
+	size_t max = fanout_config(r->fo)->body_max, cap;
 
 	if (mono_ms() > r->deadline) {
 		log_info("ingest producer=%s code=body_too_slow: closed after "
@@ -427,8 +430,14 @@ take_body(struct request *r, const char *data, size_t n)
 		r->discarded += n;
 		return r->discarded > max ? -1 : 0;
 	}
-	if (r->buf == NULL)
-		r->buf = xmalloc(max + 1);
+	/* Grow to what the body needs, not to body_max: most are small. */
+	if (r->len + n > r->cap) {
+		cap = r->cap > 0 ? r->cap : r->hint > 0 ? r->hint : 4096;
+		while (cap < r->len + n)
+			cap *= 2;
+		r->cap = cap < max ? cap : max;
+		r->buf = xrealloc(r->buf, r->cap + 1);
+	}
 	memcpy(r->buf + r->len, data, n);
 	r->len += n;
 	return 0;
@@ -452,6 +461,8 @@ ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
 {
 	struct mproducer *m = metrics_producer(r->producer->name);
 	cJSON *env;
+	char *json;
+	size_t len;
 
 	memset(res, 0, sizeof(*res));
 	if (!cJSON_IsObject(in)) {
@@ -468,7 +479,8 @@ ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
 	}
 	event_id(res->id, recv_ms);
 	event_stamp(env, res->id, m->seq + 1);
-	if (deliver_event(r->fo, env, res->id, recv_mono) == -1) {
+	json = json_print(env, &len);
+	if (deliver_event(r->fo, env, json, len, res->id, recv_mono) == -1) {
 		entry_fail(res, 503, "queue_full",
 		    "the delivery queues are full; retry shortly");
 		m->events[EVENT_QUEUE_FULL]++;
@@ -477,8 +489,9 @@ ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
 		m->seq++;
 		m->events[EVENT_ACCEPTED]++;
 		res->ok = 1;
-		stream_publish(env, res->id);
+		stream_publish(env, json, len, res->id);
 	}
+	free(json);
 	cJSON_Delete(env);
 }
 

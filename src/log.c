@@ -27,6 +27,20 @@ log_init(int debug)
 }
 
 void
+log_buffer(void)
+{
+	static char buf[64 * 1024];
+
+	setvbuf(stderr, buf, _IOFBF, sizeof(buf));
+}
+
+void
+log_flush(void)
+{
+	fflush(stderr);
+}
+
+void
 log_to_syslog(void)
 {
 	openlog("ctrd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -37,6 +51,25 @@ void
 log_set_debug(int debug)
 {
 	log_debugging = debug;
+}
+
+/* The time of a line; the calendar part is worked out once a second, as
+ * busy daemons log many lines in each. */
+static void
+stamp_now(char *buf, size_t len)
+{
+	static int64_t last_sec = -1;
+	static char date[20];		/* "YYYY-MM-DDTHH:MM:SS" */
+	char full[32];
+	int64_t ms = now_ms();
+
+	if (ms / 1000 != last_sec) {
+		last_sec = ms / 1000;
+		fmt_rfc3339(full, sizeof(full), last_sec * 1000);
+		memcpy(date, full, sizeof(date) - 1);
+		date[sizeof(date) - 1] = '\0';
+	}
+	snprintf(buf, len, "%.19s.%03dZ", date, (int)(ms % 1000));
 }
 
 static void
@@ -54,7 +87,7 @@ vlog(int pri, const char *fmt, va_list ap)
 	else if (log_journal)
 		fprintf(stderr, "<%d>%s\n", pri, msg);
 	else {
-		fmt_rfc3339(stamp, sizeof(stamp), now_ms());
+		stamp_now(stamp, sizeof(stamp));
 		fprintf(stderr, "%s ctrd %s: %s\n", stamp, names[pri], msg);
 	}
 }

@@ -12,6 +12,12 @@
  */
 void	log_init(int debug);
 void	log_set_debug(int debug);
+/*
+ * Buffer stderr, for a process that calls log_flush once per turn of its
+ * loop: one write(2) for all the lines of a turn instead of one a line.
+ */
+void	log_buffer(void);
+void	log_flush(void);
 /* From now on write to syslog(3) instead (after daemonizing). */
 void	log_to_syslog(void);
 

@@ -134,6 +134,9 @@ loop_run(void)
 
 	running = 1;
 	while (running) {
+		/* What the last turn logged goes out in one write, before
+		 * the loop may sleep. */
+		log_flush();
 		n = epoll_wait(epfd, evs, LOOP_EVENTS, wait_ms());
 		if (n == -1) {
 			if (errno == EINTR)

@@ -212,6 +212,7 @@ main(int argc, char *argv[])
 		config_free(cf);
 		exit(0);
 	}
+	log_buffer();
 	loop_init();
 	signals_init();
 	deliver_init();

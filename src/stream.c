@@ -193,21 +193,20 @@ msg_text(const char *text)
  * neither can break a line.
  */
 static struct msg *
-msg_event(const cJSON *env, const char *id, int64_t now)
+msg_event(const cJSON *env, const char *json, size_t jlen, const char *id,
+    int64_t now)
 {
 	const char *type;
 	struct msg *m;
-	char *json, head[128];
-	size_t hlen, jlen;
+	char head[128];
+	size_t hlen;
 
 	type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(env,
 	    "type"));
-	json = json_print(env, &jlen);
 	hlen = (size_t)snprintf(head, sizeof(head), "id: %s\nevent: %s\n"
 	    "data: ", id, type != NULL ? type : "message");
 	if (hlen >= sizeof(head))
 		fatalx("stream: event type too long");
-	jlen = strlen(json);
 	m = msg_new(hlen + jlen + 2);
 	memcpy(m->text, head, hlen);
 	memcpy(m->text + hlen, json, jlen);
@@ -216,7 +215,6 @@ msg_event(const cJSON *env, const char *id, int64_t now)
 	m->json_len = jlen;
 	m->mono = now;
 	snprintf(m->id, sizeof(m->id), "%s", id);
-	free(json);
 	return m;
 }
 
@@ -650,7 +648,8 @@ stream_init(void)
 /* Publishing */
 
 void
-stream_publish(const cJSON *env, const char *id)
+stream_publish(const cJSON *env, const char *json, size_t len,
+    const char *id)
 {
 	const struct stream_conf *sc;
 	struct subscriber *s, *next, *end;
@@ -664,7 +663,7 @@ stream_publish(const cJSON *env, const char *id)
 		return;
 	}
 	ring_expire(sc, now);
-	m = msg_event(env, id, now);
+	m = msg_event(env, json, len, id, now);
 	ring_push(m);
 	/* offering moves s to the tail: stop at the tail as it was */
 	end = idle_tail;

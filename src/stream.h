@@ -21,11 +21,12 @@ enum MHD_Result	stream_serve(struct MHD_Connection *, const char *url);
 enum MHD_Result	stream_preflight(struct MHD_Connection *, const char *url);
 
 /*
- * Offer one accepted envelope, whose id is id, to the ring and to every
- * subscriber it matches.  The envelope is only read; the stream keeps its
- * own serialized copy.
+ * Offer one accepted envelope, whose id is id and whose JSON text (from
+ * json_print) is json[0..len), to the ring and to every subscriber it
+ * matches.  Both are only read; the stream keeps its own copy.
  */
-void		stream_publish(const cJSON *envelope, const char *id);
+void		stream_publish(const cJSON *envelope, const char *json,
+		    size_t len, const char *id);
 
 /* Refuse new subscribers and end every stream once what is queued for
  * it has been sent (on SIGTERM). */
