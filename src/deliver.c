@@ -474,6 +474,20 @@ unwire(struct delivery *d)
 		d->wire_next->wire_prev = d->wire_prev;
 }
 
+/* Take the oldest waiting delivery off a consumer's queue. */
+static struct delivery *
+dequeue(struct consumer *c)
+{
+	struct delivery *d = c->head;
+
+	if ((c->head = d->next) == NULL)
+		c->tail = NULL;
+	d->next = NULL;
+	c->queued--;
+	c->m->queued--;
+	return d;
+}
+
 /* Start what the consumer's in-flight cap allows, oldest first. */
 static void
 pump(struct consumer *c)
@@ -489,12 +503,7 @@ pump(struct consumer *c)
 	/* finish() can drop the last reference to a retired generation. */
 	fanout_ref(fo);
 	while (c->head != NULL && c->in_flight < c->cf->max_in_flight) {
-		d = c->head;
-		if ((c->head = d->next) == NULL)
-			c->tail = NULL;
-		d->next = NULL;
-		c->queued--;
-		c->m->queued--;
+		d = dequeue(c);
 		if (d->deadline - now < ATTEMPT_MIN_MS) {
 			finish(d, "budget_exhausted");
 			continue;
@@ -703,7 +712,6 @@ expire_queued(int64_t now)
 {
 	struct fanout *fo, *next;
 	struct consumer *c;
-	struct delivery *d;
 	size_t i;
 
 	for (fo = fanouts; fo != NULL; fo = next) {
@@ -712,13 +720,8 @@ expire_queued(int64_t now)
 		fanout_ref(fo);
 		for (i = 0; i < fo->nconsumers; i++) {
 			c = &fo->consumers[i];
-			while ((d = c->head) != NULL && d->deadline <= now) {
-				if ((c->head = d->next) == NULL)
-					c->tail = NULL;
-				c->queued--;
-				c->m->queued--;
-				finish(d, "budget_exhausted");
-			}
+			while (c->head != NULL && c->head->deadline <= now)
+				finish(dequeue(c), "budget_exhausted");
 			if (c->paused_until > 0 && c->paused_until <= now) {
 				c->paused_until = 0;
 				pump(c);
@@ -778,12 +781,7 @@ pump_discord(struct consumer *c)
 		return;
 	fanout_ref(fo);
 	while (c->head != NULL && n < DISCORD_EMBEDS_MAX) {
-		d = c->head;
-		if ((c->head = d->next) == NULL)
-			c->tail = NULL;
-		d->next = NULL;
-		c->queued--;
-		c->m->queued--;
+		d = dequeue(c);
 		if (d->deadline - now < ATTEMPT_MIN_MS) {
 			finish(d, "budget_exhausted");
 			continue;
@@ -964,13 +962,8 @@ deliver_abandon(void)
 		fanout_ref(fo);
 		for (i = 0; i < fo->nconsumers; i++) {
 			c = &fo->consumers[i];
-			while ((d = c->head) != NULL) {
-				c->head = d->next;
-				c->queued--;
-				c->m->queued--;
-				finish(d, "shutdown");
-			}
-			c->tail = NULL;
+			while (c->head != NULL)
+				finish(dequeue(c), "shutdown");
 		}
 		fanout_unref(fo);
 	}
