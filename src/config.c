@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "json.h"
 #include "log.h"
 #include "pattern.h"
 #include "util.h"
@@ -1323,34 +1324,6 @@ set_whsec(struct cparse *cp, struct consumer_conf *cc, const struct node *v)
 	sodium_memzero(bin, sizeof(bin));
 }
 
-/* Returns 1 if s is a number in JSON's syntax. */
-static int
-json_number(const char *s)
-{
-	if (*s == '-')
-		s++;
-	if (*s == '0')
-		s++;
-	else if (*s >= '1' && *s <= '9')
-		s += strspn(s, "0123456789");
-	else
-		return 0;
-	if (*s == '.') {
-		if (strspn(++s, "0123456789") == 0)
-			return 0;
-		s += strspn(s, "0123456789");
-	}
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '+' || *s == '-')
-			s++;
-		if (strspn(s, "0123456789") == 0)
-			return 0;
-		s += strspn(s, "0123456789");
-	}
-	return *s == '\0';
-}
-
 /* Turn a YAML subtree into cJSON, noting where each item came from. */
 static cJSON *
 node_json(struct cparse *cp, const struct node *n)
@@ -1399,7 +1372,7 @@ node_json(struct cparse *cp, const struct node *n)
 		    strcmp(n->str, "False") == 0 ||
 		    strcmp(n->str, "FALSE") == 0)
 			j = cJSON_CreateFalse();
-		else if (json_number(n->str)) {
+		else if (json_is_number(n->str)) {
 			d = strtod(n->str, &end);
 			if (!isfinite(d)) {
 				nerr(cp, n, "number out of range");

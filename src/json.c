@@ -756,3 +756,30 @@ json_print(const cJSON *item, size_t *len)
 		*len = b.len;
 	return b.p;
 }
+
+int
+json_is_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		s += strspn(s, "0123456789");
+	else
+		return 0;
+	if (*s == '.') {
+		if (strspn(++s, "0123456789") == 0)
+			return 0;
+		s += strspn(s, "0123456789");
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (strspn(s, "0123456789") == 0)
+			return 0;
+		s += strspn(s, "0123456789");
+	}
+	return *s == '\0';
+}

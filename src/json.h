@@ -28,6 +28,10 @@ struct json_error {
 cJSON	*json_parse_strict(const char *buf, size_t len, unsigned max_depth,
 	    size_t entry_max, struct json_error *err);
 
+/* Returns 1 if the whole of s is a number in RFC 8259's grammar ("-0.5e3"
+ * is, "007", "+1" and ".5" are not), else 0. */
+int	 json_is_number(const char *s);
+
 /*
  * Serialize a tree as compact JSON.  Unlike cJSON's printer, every number
  * is written with the fewest digits that read back as exactly the same

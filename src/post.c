@@ -184,34 +184,6 @@ post_close(struct poster *p)
 	free(p);
 }
 
-/* RFC 8259's number grammar: "-0.5e3" is a number, "007" and "+1" are
- * not. */
-static int
-is_json_number(const char *s)
-{
-	if (*s == '-')
-		s++;
-	if (*s == '0')
-		s++;
-	else if (*s >= '1' && *s <= '9')
-		s += strspn(s, "0123456789");
-	else
-		return 0;
-	if (*s == '.') {
-		if (strspn(++s, "0123456789") == 0)
-			return 0;
-		s += strspn(s, "0123456789");
-	}
-	if (*s == 'e' || *s == 'E') {
-		if (*++s == '+' || *s == '-')
-			s++;
-		if (strspn(s, "0123456789") == 0)
-			return 0;
-		s += strspn(s, "0123456789");
-	}
-	return *s == '\0';
-}
-
 /* A value from the command line: key:=JSON is taken as JSON; key=text
  * is a number or boolean when it reads as one, else a string. */
 static cJSON *
@@ -227,7 +199,7 @@ arg_value(const char *text, int raw)
 			    err.message);
 		return v;
 	}
-	if (is_json_number(text))
+	if (json_is_number(text))
 		return cJSON_CreateRaw(text);	/* exactly as written */
 	if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
 		return cJSON_CreateBool(text[0] == 't');

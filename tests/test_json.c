@@ -459,5 +459,11 @@ main(void)
 	test_depth();
 	test_entries();
 	test_print();
+	ok(json_is_number("-0.5e3") && json_is_number("0") &&
+	    json_is_number("12E+2"), "json_is_number accepts JSON numbers");
+	ok(!json_is_number("007") && !json_is_number("+1") &&
+	    !json_is_number(".5") && !json_is_number("1.") &&
+	    !json_is_number("1e") && !json_is_number(""),
+	    "json_is_number refuses what JSON does not allow");
 	return done();
 }
