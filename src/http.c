@@ -320,13 +320,13 @@ check_framing(struct MHD_Connection *conn, int *done)
 		    "send each of Content-Length, Transfer-Encoding, "
 		    "Authorization and x-producer-key at most once");
 	if (f.content_length > 0 && f.transfer_encoding > 0)
-		return reply_error(conn, 400, "conflicting_framing", NULL, NULL,
-		    "send Content-Length or Transfer-Encoding, not both");
+		return reply_error(conn, 400, "conflicting_framing", NULL,
+		    NULL, "send Content-Length or Transfer-Encoding, not both");
 	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	if (te != NULL && strcasecmp(te, "chunked") != 0)
 		return reply_error(conn, 501, "unsupported_transfer_encoding",
-		    NULL, NULL, "the only transfer coding accepted is chunked");
+		    NULL, NULL, "the only transfer coding taken is chunked");
 	*done = 0;
 	return MHD_YES;
 }

@@ -722,7 +722,8 @@ print_item(struct jbuf *b, const cJSON *item)
 		break;
 	case cJSON_Raw:
 		if (item->valuestring != NULL)
-			jb_put(b, item->valuestring, strlen(item->valuestring));
+			jb_put(b, item->valuestring,
+			    strlen(item->valuestring));
 		break;
 	case cJSON_Array:
 	case cJSON_Object:
