@@ -321,7 +321,8 @@ check_framing(struct MHD_Connection *conn, int *done)
 		    "Authorization and x-producer-key at most once");
 	if (f.content_length > 0 && f.transfer_encoding > 0)
 		return reply_error(conn, 400, "conflicting_framing", NULL,
-		    NULL, "send Content-Length or Transfer-Encoding, not both");
+		    NULL, "send Content-Length or Transfer-Encoding, "
+		    "not both");
 	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	if (te != NULL && strcasecmp(te, "chunked") != 0)
