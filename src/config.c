@@ -752,21 +752,6 @@ utf8_chars(const char *s)
 	return n;
 }
 
-static int
-name_valid(const char *s)
-{
-	size_t i;
-
-	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-	    (s[0] >= '0' && s[0] <= '9')))
-		return 0;
-	for (i = 1; s[i] != '\0'; i++)
-		if (i >= NAME_LEN_MAX || strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "abcdefghijklmnopqrstuvwxyz0123456789_.-", s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
 /*
  * Split "a.b.c.d:port" or "[v6]:port", numeric addresses only.  Returns 0
  * with *host (owned by the caller) and *port set, or -1.
@@ -1126,7 +1111,7 @@ set_string(struct cparse *cp, const struct opt *o, void *base,
 		}
 		break;
 	case OT_NAME:
-		if (!name_valid(s)) {
+		if (!name_is_valid(s)) {
 			nerr(cp, v, "must be 1 to %d letters, digits, '_', "
 			    "'.' or '-', starting with a letter or digit",
 			    NAME_LEN_MAX);

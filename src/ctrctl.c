@@ -122,10 +122,20 @@ keygen(int argc, char *argv[])
 {
 	unsigned char secret[SERVER_SECRET_LEN], hash[KEY_HASH_LEN];
 	char key[KEY_LEN + 1], hex[2 * KEY_HASH_LEN + 1];
+	char shown[4 * NAME_CHARS_MAX];
 	const char *path = secret_option(&argc, &argv);
 
 	if (argc != 2)
 		ctrctl_usage();
+	/* Before anything is made: a key for a name that ctr.conf refuses
+	 * would be shown once and never be usable. */
+	if (!name_is_valid(argv[1])) {
+		fprintf(stderr, "ctrctl: keygen: \"%s\" is not a producer "
+		    "name: 1 to %d letters, digits, '_', '.' or '-', "
+		    "starting with a letter or digit\n", log_escape(shown,
+		    sizeof(shown), argv[1], strlen(argv[1])), NAME_CHARS_MAX);
+		return 2;
+	}
 	if (read_secret(path, secret) == -1)
 		return 1;
 	keys_generate(key, sizeof(key));

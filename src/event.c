@@ -50,6 +50,14 @@
  * outside speedrun.* pass through with detail as sent, and so do speedrun.*
  * types that ctrd does not know yet, so that producers can add kinds of
  * event before ctrd learns them.
+ *
+ * Bounds, so that what consumers get stays in the range they can hold:
+ * a producer's time, once converted to UTC, must fall in the years 0001
+ * to 9999 (an offset can push a time written in either year over the
+ * edge, and RFC 3339 has four-digit years only).  A duration, as text or
+ * as "_ms", may be at most DURATION_MAX_DAYS (100) either way: longer
+ * than any run, and its milliseconds stay far inside a JSON number's
+ * exact 2^53.
  */
 
 #define TYPE_MAX		128
@@ -58,6 +66,11 @@
 #define EMBEDDED_DEPTH_MAX	32	/* Detail and Message strings */
 #define TEXT_DURATION_MAX	48	/* longer is never a duration */
 #define JSON_INT_MAX		9007199254740992.0	/* 2^53 */
+#define DURATION_MAX_DAYS	100
+#define DURATION_MAX_MS		(DURATION_MAX_DAYS * 86400000LL)
+/* 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z */
+#define TIME_MIN_MS		(-62135596800000LL)
+#define TIME_MAX_MS		253402300799999LL
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -65,6 +78,7 @@
 	"expected a time like \"2024-11-14T18:47:44.1234567+01:00\""
 #define ERR_RFC3339 "expected an RFC 3339 time like \"2024-11-14T17:47:44Z\""
 #define ERR_DURATION "expected a duration like \"-0:00:05.123\""
+#define ERR_YEARS "outside the years 0001 to 9999 in UTC"
 
 /* One entry on its way to becoming an envelope. */
 struct norm {
@@ -275,6 +289,20 @@ event_fmt_duration(char *buf, size_t len, int64_t ms)
 	snprintf(buf, len, "%s%" PRIu64 ":%02u:%02u.%03u", ms < 0 ? "-" : "",
 	    u / 3600000, (unsigned)(u / 60000 % 60),
 	    (unsigned)(u / 1000 % 60), (unsigned)(u % 1000));
+}
+
+/* Within DURATION_MAX_MS either way. */
+static int
+duration_ok(int64_t ms)
+{
+	return ms >= -DURATION_MAX_MS && ms <= DURATION_MAX_MS;
+}
+
+static int
+too_long(struct event_error *err, const char *field, const char *side)
+{
+	return bad_field(err, field, "%slonger than %d days (%lld ms)", side,
+	    DURATION_MAX_DAYS, DURATION_MAX_MS);
 }
 
 static int
@@ -503,6 +531,19 @@ take_source(const cJSON *in, const char *key, const char *dflt,
 	return 0;
 }
 
+/* The producer's time v, from member key, as the origin time. */
+static int
+set_origin(const char *v, int maxfrac, const char *key, const char *form,
+    struct norm *n, struct event_error *err)
+{
+	if (parse_time(v, maxfrac, &n->origin_ms) == -1)
+		return bad_field(err, key, "%s", form);
+	if (n->origin_ms < TIME_MIN_MS || n->origin_ms > TIME_MAX_MS)
+		return bad_field(err, key, ERR_YEARS);
+	n->has_origin = 1;
+	return 0;
+}
+
 static int
 take_time(const cJSON *in, const char *key, struct norm *n,
     struct event_error *err)
@@ -513,10 +554,7 @@ take_time(const cJSON *in, const char *key, struct norm *n,
 		return -1;
 	if (v == NULL)
 		return 0;
-	if (parse_time(v, 9, &n->origin_ms) == -1)
-		return bad_field(err, key, ERR_RFC3339);
-	n->has_origin = 1;
-	return 0;
+	return set_origin(v, 9, key, ERR_RFC3339, n, err);
 }
 
 /* The member as the detail object; absent or null is {}. */
@@ -756,6 +794,10 @@ legacy_pace(const char *raw, cJSON *detail, struct event_error *err)
 	if (bar != NULL && pace_side(bar + 1, strlen(bar + 1), &has_game,
 	    &game_ms) == -1)
 		goto bad;
+	if (has_real && !duration_ok(real_ms))
+		return too_long(err, "Pace", "real side ");
+	if (has_game && !duration_ok(game_ms))
+		return too_long(err, "Pace", "game side ");
 	if (has_real || has_game) {
 		event_fmt_duration(text, sizeof(text),
 		    has_real ? real_ms : game_ms);
@@ -820,9 +862,9 @@ from_legacy(const cJSON *in, const struct producer_conf *pc,
 	if (opt_string(in, "Timestamp", &v, err) == -1)
 		return -1;
 	if (v != NULL) {
-		if (parse_time(v, 7, &n->origin_ms) == -1)
-			return bad_field(err, "Timestamp", ERR_LEGACY_TIME);
-		n->has_origin = 1;
+		if (set_origin(v, 7, "Timestamp", ERR_LEGACY_TIME, n,
+		    err) == -1)
+			return -1;
 		cJSON_AddStringToObject(n->detail, "timestamp_raw", v);
 	}
 	if (pb) {
@@ -1002,7 +1044,13 @@ add_duration(cJSON *out, const cJSON *detail, int i,
 	if (text != NULL && (!cJSON_IsString(text) ||
 	    event_parse_duration(text->valuestring, &t) == -1))
 		return bad_field(err, field, ERR_DURATION);
+	if (text != NULL && !duration_ok(t))
+		return too_long(err, field, "");
 	snprintf(field, sizeof(field), "detail.%s", ms_name);
+	/* Range first: 3.6e18 is too long, whether or not it is exact. */
+	if (cJSON_IsNumber(ms) && (ms->valuedouble > DURATION_MAX_MS ||
+	    ms->valuedouble < -DURATION_MAX_MS))
+		return too_long(err, field, "");
 	if (ms != NULL && as_integer(ms, &m) == -1)
 		return bad_field(err, field, "expected an integer");
 	if (text != NULL && ms != NULL && m != t)

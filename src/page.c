@@ -10,9 +10,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
+#include "util.h"
 
 #define RUNS_PREFIX	"/runs/"
-#define NAME_LEN_MAX	64	/* as producer names in ctr.conf */
 
 /* "sha256-" and the base64 of a SHA-256, with its NUL. */
 #define CSP_HASH_LEN	(7 + sodium_base64_ENCODED_LEN( \
@@ -20,30 +20,13 @@
 
 static char	csp[512];
 
-static int
-name_char(char c, int first)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return !first && (c == '_' || c == '.' || c == '-');
-}
-
 int
 page_path(const char *url)
 {
-	const char *name;
-	size_t i;
-
 	if (strcmp(url, "/") == 0)
 		return 1;
-	if (strncmp(url, RUNS_PREFIX, strlen(RUNS_PREFIX)) != 0)
-		return 0;
-	name = url + strlen(RUNS_PREFIX);
-	for (i = 0; name[i] != '\0'; i++)
-		if (i >= NAME_LEN_MAX || !name_char(name[i], i == 0))
-			return 0;
-	return i > 0;
+	return strncmp(url, RUNS_PREFIX, strlen(RUNS_PREFIX)) == 0 &&
+	    name_is_valid(url + strlen(RUNS_PREFIX));
 }
 
 /*

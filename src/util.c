@@ -1,4 +1,4 @@
-/* Memory, clocks, globs and UTF-8 checks shared by every module. */
+/* Memory, clocks, globs, names and UTF-8 checks shared by every module. */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -124,6 +124,26 @@ glob_match(const char *glob, const char *s)
 	while (*glob == '*')
 		glob++;
 	return *glob == '\0';
+}
+
+static int
+name_char(char c, int first)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return !first && (c == '_' || c == '.' || c == '-');
+}
+
+int
+name_is_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= NAME_CHARS_MAX || !name_char(s[i], i == 0))
+			return 0;
+	return i > 0;
 }
 
 int

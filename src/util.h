@@ -38,6 +38,15 @@ void	 fmt_rfc3339(char *buf, size_t len, int64_t ms);
  */
 int	 glob_match(const char *glob, const char *s);
 
+/*
+ * Returns 1 if s is a name as ctr.conf allows for producers and
+ * consumers: an ASCII letter or digit, then up to NAME_CHARS_MAX - 1
+ * letters, digits, '_', '.' or '-'; else 0.  It is safe in a URL path, a
+ * file name and a log line as it stands.
+ */
+#define NAME_CHARS_MAX	64
+int	 name_is_valid(const char *s);
+
 /* Returns 1 if buf[0..len) is well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int	 utf8_valid(const char *buf, size_t len);

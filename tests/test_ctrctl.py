@@ -817,6 +817,47 @@ usage = [ctrctl(a)[0] for a in (["sink"], ["sink", "--listen", "1.2.3"],
 tap.eq(usage, [2] * 4, "sink: missing --listen, a bad address, a status "
        "below 100 and a bad secret are usage errors (2)")
 
+# ---------------------------------------------------------------------
+# keygen takes only names that ctr.conf takes, and makes nothing else
+
+
+def conf_check(name, stanza=None):
+    """Exit status of ctrctl check on a config whose one producer is
+    name, with keygen's stanza if given."""
+    conf = os.path.join(tmp, "names.conf")
+    with open(conf, "w", encoding="utf-8") as fh:
+        fh.write("listen: \"127.0.0.1:0\"\nsecret_file: %s\n"
+                 "producers:\n" % kg_secret)
+        fh.write(stanza or "  - name: %s\n    key_hash: %s\n" %
+                 (json.dumps(name), "0" * 64))
+        fh.write("consumers: []\n")
+    return ctrctl(["check", conf])[0]
+
+
+kg_secret = os.path.join(tmp, "kg-secret")
+tap.eq(ctrctl(["secret-gen", kg_secret])[0], 0, "secret-gen for keygen")
+bad_names = ["", "-x", ".x", "_x", "a b", "x" * 65, "\u00fcmlaut", "../x",
+             "a/b", "a:b", "a\tb"]
+for name in bad_names:
+    rc, out, err = ctrctl(["keygen", "-s", kg_secret, name])
+    tap.ok(rc == 2 and out == "" and "ctr_" not in err and
+           "is not a producer name: 1 to 64 letters, digits" in err,
+           "keygen %r: exit 2 with the naming rule, no key printed" %
+           name, "rc=%r out=%r err=%r" % (rc, out, err))
+    tap.eq(conf_check(name), 1, "ctr.conf refuses %r too" % name)
+rc, out, err = ctrctl(["keygen", "-s", os.path.join(tmp, "none"), "a b"])
+tap.ok(rc == 2 and "not a producer name" in err,
+       "keygen checks the name before it reads the secret", err)
+for name in ["a", "0", "A.b_c-9", "x" * 64, "a..b", "Z-"]:
+    rc, out, err = ctrctl(["keygen", "-s", kg_secret, name])
+    m = re.search(r"^  - name: .*\n    key_hash: [0-9a-f]{64}\n", out,
+                  re.M)
+    tap.ok(rc == 0 and m is not None and re.search(
+        r"^ctr_[A-Za-z0-9_-]{43}$", out, re.M) is not None,
+        "keygen %r: a key and its stanza" % name, "rc=%r %r" % (rc, err))
+    tap.eq(conf_check(name, m.group(0) if m else None), 0,
+           "keygen %r: ctrctl check accepts the stanza as printed" % name)
+
 tap.eq(d.dead_letters(), [], "nothing was dead-lettered")
 tap.ok(time.time() - T_START < 50, "script ran in under 50 s",
        "%.1f s" % (time.time() - T_START))

@@ -229,6 +229,17 @@ test_legacy(void)
 	    "legacy time at hour 24");
 	bad_field(LEGACY_TS("2024-11-14T18:47:44+1:00"), "Timestamp", NULL,
 	    "legacy time with a one-digit offset");
+	part_is(LEGACY_TS("9999-12-31T23:59:59.9999999Z"), "origin_time",
+	    "'9999-12-31T23:59:59.999Z'", "legacy time at the end of 9999");
+	part_is(LEGACY_TS("0001-01-01T00:00:00-01:00"), "origin_time",
+	    "'0001-01-01T01:00:00.000Z'",
+	    "legacy time in year 1, west of UTC");
+	bad_field(LEGACY_TS("9999-12-31T23:59:59.9990000-23:59"),
+	    "Timestamp", "Timestamp: outside the years 0001 to 9999 in UTC",
+	    "legacy time that is year 10000 in UTC");
+	bad_field(LEGACY_TS("0001-01-01T00:00:00+00:01"), "Timestamp",
+	    "Timestamp: outside the years 0001 to 9999 in UTC",
+	    "legacy time that is year 0 in UTC");
 	bad_field(LEGACY_PACE("fast"), "Pace", "Pace: expected \"REAL | "
 	    "GAME\" .NET TimeSpans like \"-00:00:05.1230000 | "
 	    "-00:00:04.9000000\"", "legacy pace that is no TimeSpan");
@@ -238,6 +249,19 @@ test_legacy(void)
 	    "legacy pace with 60 minutes");
 	bad_field(LEGACY_PACE("00:00:01 | 00:00:02 | 00:00:03"), "Pace",
 	    NULL, "legacy pace with three sides");
+	part_is(LEGACY_PACE("-100.00:00:00 | 100.00:00:00"), "detail",
+	    "{'game':'Celeste','split':'Forsaken City',"
+	    "'pace':'-2400:00:00.000','pace_ms':-8640000000,"
+	    "'pace_game_ms':8640000000,"
+	    "'pace_raw':'-100.00:00:00 | 100.00:00:00'}",
+	    "legacy pace of 100 days either way is accepted");
+	bad_field(LEGACY_PACE("999999999999:00:00"), "Pace",
+	    "Pace: real side longer than 100 days (8640000000 ms)",
+	    "legacy pace of a trillion hours names Pace, not "
+	    "detail.pace_ms");
+	bad_field(LEGACY_PACE("00:00:01 | -100.00:00:00.001"), "Pace",
+	    "Pace: game side longer than 100 days (8640000000 ms)",
+	    "legacy game-side pace a millisecond over 100 days");
 	bad_field("{'EventType':'speedrun.split','Game':'Celeste',"
 	    "'SplitName':'x','Pace':5}", "Pace", "Pace: expected a string",
 	    "legacy pace as a number");
@@ -303,6 +327,10 @@ test_putevents(void)
 	    "'Time':'14/11/2024'}", "Time", "Time: expected an RFC 3339 "
 	    "time like \"2024-11-14T17:47:44Z\"",
 	    "PutEvents Time not RFC 3339");
+	bad_field("{'DetailType':'stream.online','Source':'obs',"
+	    "'Time':'9999-12-31T23:30:00-01:00'}", "Time",
+	    "Time: outside the years 0001 to 9999 in UTC",
+	    "PutEvents Time that is year 10000 in UTC");
 	refused_by(&limited, "{'DetailType':'stream.chat','Source':"
 	    "'livesplit'}", 403, "type_not_allowed", "DetailType",
 	    "DetailType: producer may not send type \"stream.chat\"",
@@ -464,6 +492,23 @@ test_native(void)
 	    "time", NULL, "native time without zone");
 	bad_field("{'type':'stream.online','time':1731606464}", "time",
 	    "time: expected a string", "native time as a number");
+	part_is("{'type':'stream.online','time':"
+	    "'9999-12-31T23:59:59.999Z'}", "origin_time",
+	    "'9999-12-31T23:59:59.999Z'", "native time, last ms of 9999");
+	part_is("{'type':'stream.online','time':"
+	    "'0001-01-01T00:00:00Z'}", "origin_time",
+	    "'0001-01-01T00:00:00.000Z'", "native time, first ms of 0001");
+	bad_field("{'type':'stream.online','time':"
+	    "'9999-12-31T23:59:59.999-23:59'}", "time",
+	    "time: outside the years 0001 to 9999 in UTC",
+	    "native time that is year 10000 in UTC");
+	bad_field("{'type':'stream.online','time':"
+	    "'9999-12-31T23:59:59.999999999-00:01'}", "time", NULL,
+	    "native time a minute into year 10000 in UTC");
+	bad_field("{'type':'stream.online','time':"
+	    "'0001-01-01T00:00:00+23:59'}", "time",
+	    "time: outside the years 0001 to 9999 in UTC",
+	    "native time that is year 0 in UTC");
 }
 
 static void
@@ -628,6 +673,30 @@ test_speedrun_fields(void)
 	bad_field(DET("speedrun.split", "{'game':'C','split':'s',"
 	    "'pace':'0:01','pace_ms':'1000'}"), "detail.pace_ms", NULL,
 	    "pace_ms as a string");
+	part_is(DET("speedrun.finish", "{'game':'C',"
+	    "'run_time':'100.00:00:00','improvement_ms':-8640000000}"),
+	    "detail", "{'game':'C','run_time':'2400:00:00.000',"
+	    "'run_time_ms':8640000000,'improvement':'-2400:00:00.000',"
+	    "'improvement_ms':-8640000000}",
+	    "durations of exactly 100 days, as text or ms, are accepted");
+	bad_field(DET("speedrun.split", "{'game':'C','split':'s',"
+	    "'pace':'999999999999:00:00'}"), "detail.pace",
+	    "detail.pace: longer than 100 days (8640000000 ms)",
+	    "pace of a trillion hours");
+	bad_field(DET("speedrun.finish", "{'game':'C',"
+	    "'run_time':'-100.00:00:00.001'}"), "detail.run_time", NULL,
+	    "run_time a millisecond over 100 days, negative");
+	bad_field(DET("speedrun.split", "{'game':'C','split':'s',"
+	    "'pace_ms':8640000001}"), "detail.pace_ms",
+	    "detail.pace_ms: longer than 100 days (8640000000 ms)",
+	    "pace_ms a millisecond over 100 days");
+	bad_field(DET("speedrun.gold", "{'game':'C','split':'s',"
+	    "'segment_time_ms':-9007199254740992}"),
+	    "detail.segment_time_ms", NULL, "segment_time_ms of -2^53");
+	bad_field(DET("speedrun.split", "{'game':'C','split':'s',"
+	    "'pace':'1.00:00:00','pace_ms':3600000000000000000}"),
+	    "detail.pace_ms", "detail.pace_ms: longer than 100 days "
+	    "(8640000000 ms)", "pace_ms of 3.6e18 beside a good pace");
 
 	strcpy(d, "{'game':'C'");
 	for (i = 1; i < 64; i++)
