@@ -242,6 +242,9 @@ static const struct opt consumer_opts[] = {
 	  .help = "deliveries waiting for this consumer" },
 	{ .name = "pattern", .type = OT_PATTERN,
 	  .help = "event pattern; without one every event is delivered" },
+	{ .name = "types", .type = OT_GLOBS, .off = KF(types),
+	  .off_n = KF(ntypes),
+	  .help = "globs of the event types to deliver; none: every type" },
 	{ .name = "username", .type = OT_STRING, .min = 1, .max = 80,
 	  .off = KF(username), .flags = OPT_DISCORD,
 	  .help = "name the Discord message is posted under" },
@@ -2055,6 +2058,7 @@ config_free(struct config *cfg)
 		free(cc->username);
 		free(cc->avatar_url);
 		free(cc->thread_id);
+		strv_free(cc->types, cc->ntypes);
 	}
 	free(cfg->consumers);
 	for (i = 0; i < cfg->stream.ntokens; i++) {

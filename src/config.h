@@ -44,6 +44,8 @@ struct consumer_conf {
 	unsigned		 max_in_flight;
 	unsigned		 queue_max;
 	struct pattern		*pattern;	/* NULL matches every event */
+	char			**types;	/* globs; ntypes == 0: any */
+	size_t			 ntypes;
 	/* kind: discord only; NULL when not set */
 	char			*username;
 	char			*avatar_url;

@@ -895,6 +895,23 @@ deliver_init(void)
 	loop_hook(next_due, run_due, NULL);
 }
 
+/* A consumer's types list, when it has one, names the types it takes. */
+static int
+type_wanted(const struct consumer_conf *cf, const cJSON *envelope)
+{
+	const char *type;
+	size_t i;
+
+	if (cf->ntypes == 0)
+		return 1;
+	type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(envelope,
+	    "type"));
+	for (i = 0; type != NULL && i < cf->ntypes; i++)
+		if (glob_match(cf->types[i], type))
+			return 1;
+	return 0;
+}
+
 int
 deliver_event(struct fanout *fo, const cJSON *envelope, const char *json,
     size_t len, const char *id, int64_t recv_mono)
@@ -906,6 +923,8 @@ deliver_event(struct fanout *fo, const cJSON *envelope, const char *json,
 
 	for (i = 0; i < fo->nconsumers; i++) {
 		c = &fo->consumers[i];
+		if (!type_wanted(c->cf, envelope))
+			continue;
 		if (c->cf->pattern == NULL ||
 		    pattern_match(c->cf->pattern, envelope))
 			match[n++] = c;

@@ -272,6 +272,20 @@ test_defaults(void)
 	    "no producers, no consumers");
 	config_free(cfg);
 
+	cfg = load_ok("secret_file: secret\nconsumers:\n"
+	    "  - {name: pb, url: \"http://127.0.0.1:9/\", "
+	    "types: [speedrun.pb, \"speedrun.g*\"]}\n");
+	ok(cfg != NULL && cfg->consumers[0].ntypes == 2 &&
+	    strcmp(cfg->consumers[0].types[1], "speedrun.g*") == 0,
+	    "a consumer's types list is read");
+	if (cfg != NULL && cfg->consumers[0].ntypes == 0)
+		printf("# no types\n");
+	config_free(cfg);
+	ok(strstr(errors_of("secret_file: secret\nconsumers:\n"
+	    "  - {name: pb, url: \"http://127.0.0.1:9/\", types: 5}\n"),
+	    "consumers[0].types") != NULL,
+	    "a consumer's types must be a list");
+
 	cfg = load_ok("secret_file: secret\nproducers: []\nconsumers:\n"
 	    "  - name: a\n    url: http://[::1]:9000/x\n");
 	if (!ok(cfg != NULL, "empty producers list allowed"))

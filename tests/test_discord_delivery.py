@@ -35,7 +35,11 @@ burst = DiscordStandin(tap, limit=2, window=1.0)
 slow = DiscordStandin(tap, limit=1, window=5.0)
 other_url = slow.add_webhook("456", "tok-other")
 hook = ctrtest.Receiver(tap)
+picky = DiscordStandin(tap, limit=100, window=1.0)
 consumers = [
+    {"name": "picky", "kind": "discord", "url": picky.url,
+     "types": ["speedrun.gold", "speedrun.pb"],
+     "pattern": {"detail": {"case": ["fmt"]}}},
     {"name": "fmt", "kind": "discord", "url": fmt.url,
      "username": "CTR Bot", "pattern": {"detail": {"case": ["fmt"]}}},
     {"name": "burst", "kind": "discord", "url": burst.url,
@@ -95,6 +99,12 @@ for i, (e, title_part, colour) in enumerate(cases):
         tap.ok(embed.get("timestamp", "").startswith("20"),
                "the embed carries a timestamp", embed.get("timestamp"))
 tap.eq(fmt.refused(), [], "Discord refused none of the messages")
+picky.wait(2, timeout=5)
+tap.eq([r.json["embeds"][0]["title"] for r in picky.accepted_requests()
+        if r.json], [m["embeds"][0]["title"] for m in fmt.messages()
+                     if m["embeds"][0].get("color") == 0xF1C40F],
+       "a consumer with types [speedrun.gold, speedrun.pb] hears only "
+       "about golds and personal bests")
 
 # Untrusted text: mentions neutralised, long multibyte text cut cleanly.
 # A split name of 250 characters is 370 UTF-16 units: over the title's 256.
