@@ -744,17 +744,6 @@ want_integer(struct cparse *cp, const struct node *n, long long min,
 	return 0;
 }
 
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /*
  * Split "a.b.c.d:port" or "[v6]:port", numeric addresses only.  Returns 0
  * with *host (owned by the caller) and *port set, or -1.

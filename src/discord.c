@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "discord.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -82,7 +83,6 @@
 #define PAUSE_DEFAULT_MS	1000
 #define PAUSE_MAX_MS		(3600 * 1000)
 
-#define JSON_INT_MAX		9007199254740992.0	/* 2^53 */
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -413,17 +413,7 @@ get_text(const cJSON *obj, const char *key)
 static int
 get_int(const cJSON *obj, const char *key, int64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	double d;
-
-	if (!cJSON_IsNumber(v))
-		return -1;
-	d = v->valuedouble;
-	if (!(d >= -JSON_INT_MAX && d <= JSON_INT_MAX) ||
-	    (double)(int64_t)d != d)
-		return -1;
-	*out = (int64_t)d;
-	return 0;
+	return json_int(cJSON_GetObjectItemCaseSensitive(obj, key), out);
 }
 
 /*

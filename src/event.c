@@ -65,7 +65,6 @@
 #define DETAIL_MEMBERS_MAX	64
 #define EMBEDDED_DEPTH_MAX	32	/* Detail and Message strings */
 #define TEXT_DURATION_MAX	48	/* longer is never a duration */
-#define JSON_INT_MAX		9007199254740992.0	/* 2^53 */
 #define DURATION_MAX_DAYS	100
 #define DURATION_MAX_MS		(DURATION_MAX_DAYS * 86400000LL)
 /* 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z */
@@ -140,35 +139,6 @@ opt_string(const cJSON *obj, const char *key, const char **out,
 		return bad_field(err, key, "expected a string");
 	*out = v->valuestring;
 	return 0;
-}
-
-/* JSON numbers are doubles: integers are exact only up to 2^53. */
-static int
-as_integer(const cJSON *v, int64_t *out)
-{
-	double d;
-
-	if (!cJSON_IsNumber(v))
-		return -1;
-	/* The range test is false for NaN too; within range the cast is
-	 * defined, and it is exact only for integers. */
-	d = v->valuedouble;
-	if (!(d >= -JSON_INT_MAX && d <= JSON_INT_MAX) ||
-	    (double)(int64_t)d != d)
-		return -1;
-	*out = (int64_t)d;
-	return 0;
-}
-
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
 }
 
 /* Read between 1 and max digits; *ndig says how many there were. */
@@ -1017,7 +987,7 @@ check_texts(const cJSON *detail, int needs_split, struct event_error *err)
 		snprintf(field, sizeof(field), "detail.%s",
 		    speedrun_counts[i]);
 		v = member(detail, speedrun_counts[i]);
-		if (v != NULL && (as_integer(v, &x) == -1 || x < 0))
+		if (v != NULL && (json_int(v, &x) == -1 || x < 0))
 			return bad_field(err, field,
 			    "expected a non-negative integer");
 	}
@@ -1051,7 +1021,7 @@ add_duration(cJSON *out, const cJSON *detail, int i,
 	if (cJSON_IsNumber(ms) && (ms->valuedouble > DURATION_MAX_MS ||
 	    ms->valuedouble < -DURATION_MAX_MS))
 		return too_long(err, field, "");
-	if (ms != NULL && as_integer(ms, &m) == -1)
+	if (ms != NULL && json_int(ms, &m) == -1)
 		return bad_field(err, field, "expected an integer");
 	if (text != NULL && ms != NULL && m != t)
 		return bad_field(err, field, "%" PRId64 " disagrees with "

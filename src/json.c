@@ -784,3 +784,20 @@ json_is_number(const char *s)
 	}
 	return *s == '\0';
 }
+
+int
+json_int(const cJSON *v, int64_t *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	/* The range test is false for NaN too; within range the cast is
+	 * defined, and it is exact only for integers. */
+	d = v->valuedouble;
+	if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) ||
+	    (double)(int64_t)d != d)
+		return -1;
+	*out = (int64_t)d;
+	return 0;
+}

@@ -3,6 +3,7 @@
 #define CTRD_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 struct json_error {
@@ -27,6 +28,13 @@ struct json_error {
  */
 cJSON	*json_parse_strict(const char *buf, size_t len, unsigned max_depth,
 	    size_t entry_max, struct json_error *err);
+
+/*
+ * Store in *out the integer value of a number item, and return 0; return
+ * -1 if v is not a number, not integral, or past 2^53, where doubles stop
+ * holding every integer exactly.
+ */
+int	 json_int(const cJSON *v, int64_t *out);
 
 /* Returns 1 if the whole of s is a number in RFC 8259's grammar ("-0.5e3"
  * is, "007", "+1" and ".5" are not), else 0. */

@@ -47,6 +47,9 @@ int	 glob_match(const char *glob, const char *s);
 #define NAME_CHARS_MAX	64
 int	 name_is_valid(const char *s);
 
+/* The number of characters (code points) in a UTF-8 string. */
+size_t	 utf8_chars(const char *s);
+
 /* Returns 1 if buf[0..len) is well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int	 utf8_valid(const char *buf, size_t len);
