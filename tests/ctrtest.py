@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CTRD = os.environ.get("CTRD", "./ctrd")
@@ -44,6 +45,14 @@ class Tap:
         self.cleanups = []
         signal.signal(signal.SIGALRM, self._timeout)
         signal.alarm(SCRIPT_TIMEOUT)
+        sys.excepthook = self._crashed
+
+    def _crashed(self, kind, value, tb):
+        """An exception in a script is a failed check, and the processes
+        it started are still stopped (finish runs the cleanups)."""
+        self.ok(False, "the script ran to its end without an exception",
+                "".join(traceback.format_exception(kind, value, tb)))
+        self.finish()
 
     def _timeout(self, signum, frame):
         self.ok(False, "script finished within %d s" % SCRIPT_TIMEOUT)
