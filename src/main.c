@@ -103,6 +103,13 @@ reload(void)
 	if (strcmp(cf->listen_host, old->listen_host) != 0 ||
 	    (cf->listen_port != old->listen_port && cf->listen_port != 0))
 		log_warnx("listen changed: takes effect at restart only");
+	/* libmicrohttpd takes these once, when it starts. */
+	if (cf->max_connections != old->max_connections ||
+	    cf->max_connections_per_ip != old->max_connections_per_ip ||
+	    cf->connection_timeout_s != old->connection_timeout_s)
+		log_warnx("max_connections, max_connections_per_ip and "
+		    "connection_timeout_s changed: they take effect at "
+		    "restart only");
 	log_info("reloaded %s: %zu producers, %zu consumers", conf_path,
 	    cf->nproducers, cf->nconsumers);
 	fanout_install(cf, dlfd);

@@ -281,6 +281,18 @@ read_event_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* Returns 1 if a reply's "failed" count is above 0. */
+static int
+some_failed(const char *reply)
+{
+	cJSON *o = cJSON_Parse(reply);
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "failed");
+	int failed = cJSON_IsNumber(f) && f->valuedouble > 0;
+
+	cJSON_Delete(o);
+	return failed;
+}
+
 int
 post_main(int argc, char *argv[])
 {
@@ -294,7 +306,7 @@ post_main(int argc, char *argv[])
 	struct poster *p;
 	char key[256], *body, *reply;
 	size_t len = 0;
-	int c, status;
+	int c, status, failed;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+u:k:f:", opts, NULL)) != -1)
@@ -337,6 +349,8 @@ post_main(int argc, char *argv[])
 	fputs(reply, stdout);
 	if (*reply == '\0' || reply[strlen(reply) - 1] != '\n')
 		putchar('\n');
+	/* A 202 can still refuse some events of a batch. */
+	failed = some_failed(reply);
 	free(reply);
-	return status >= 200 && status <= 299 ? 0 : 1;
+	return status >= 200 && status <= 299 && !failed ? 0 : 1;
 }

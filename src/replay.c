@@ -268,7 +268,7 @@ free_labels(struct label *lb, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; lb != NULL && i < n; i++) {
 		free(lb[i].split);
 		free(lb[i].group);
 	}
@@ -567,6 +567,22 @@ parse_options(int argc, char *argv[], struct options *o)
 	return optind + 1 == argc ? optind : -1;
 }
 
+/* Whether the file mentions attempt id anywhere: its attempt history or
+ * any segment's history (LiveSplit keeps ids there that it dropped from
+ * the attempt history). */
+static int
+attempt_known(const struct lss *l, long id)
+{
+	size_t i;
+
+	if (lss_attempt(l, id) != NULL)
+		return 1;
+	for (i = 0; i < l->nsegments; i++)
+		if (lss_history(&l->segments[i], id) != NULL)
+			return 1;
+	return 0;
+}
+
 int
 replay_main(int argc, char *argv[])
 {
@@ -590,7 +606,13 @@ replay_main(int argc, char *argv[])
 	if (o.run_given) {
 		if ((n = attempt_times(l, path, o.run_id, t, &finished)) > 0)
 			r.attempt = o.run_id;
-		else
+		else if (!attempt_known(l, o.run_id)) {
+			/* A typo, not a request for a made-up run that may
+			 * end in a personal best. */
+			fprintf(stderr, "ctrctl: %s: no attempt %ld in the "
+			    "file\n", path, o.run_id);
+			goto done;
+		} else
 			fprintf(stderr, "ctrctl: %s: attempt %ld has no "
 			    "segment times; playing a synthetic run\n", path,
 			    o.run_id);

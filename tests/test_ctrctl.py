@@ -427,11 +427,17 @@ tap.ok(rc == 0 and evs[-1]["type"] == "speedrun.reset" and
        "no history for segment 8" in err,
        "--run 1: a history cleaned of a segment ends the run there, "
        "said on stderr", err)
-rc, evs, err = dry_run(sm64_path, ["--run", "9999"])
+rc, evs, err = dry_run(sm64_path, ["--run", "2"])
 tap.ok(rc == 0 and "no segment times; playing a synthetic run" in err and
        evs[0]["detail"].get("attempt") == 54,
        "--run of an attempt with no segment times plays the synthetic run",
        err)
+# An attempt the file does not have used to play a made-up run, exit 0,
+# that could end in a fake personal best.
+rc, evs, err = dry_run(sm64_path, ["--run", "9999"])
+tap.ok(rc == 2 and evs == [] and "no attempt 9999" in err,
+       "--run of an attempt not in the file is an error, exit 2",
+       (rc, err))
 
 # A file made here for what the real ones lack: a PB without times.
 tmp = tempfile.mkdtemp(prefix="ctrctl-test-")
@@ -698,6 +704,11 @@ rc, out, err = ctrctl(["send", "-u", native_url, "-k", keyfile, "-f", "-"],
                       '"detail":{"game":"Celeste"}}')
 tap.ok(rc == 0 and json.loads(out).get("accepted") == 1,
        "send -f - reads the event from standard input", out + err)
+# A 202 whose batch refused one event exited 0 before.
+rc, out, err = ctrctl(["send", "-u", native_url, "-k", keyfile, "-f", "-"],
+                      stdin='[{"type":"chat.message"},{"type":"BAD"}]')
+tap.ok(rc == 1 and json.loads(out).get("failed") == 1,
+       "send -f of a batch with a refused event exits 1", (rc, out, err))
 rc, out, err = ctrctl(["send", "-u", native_url, "speedrun.split",
                        "game=Celeste", "split=64"], env=key_env)
 tap.ok(rc == 1 and "invalid_field" in out,

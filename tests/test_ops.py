@@ -90,11 +90,16 @@ hash_runner = key_hash(d.secret, d.keys["runner"])
 
 d.write_config([{"name": "runner"}],
                [{"name": "old", "url": old.url},
-                {"name": "new", "url": new.url}])
+                {"name": "new", "url": new.url}],
+               extra="max_connections_per_ip: 0")
 d.signal(signal.SIGHUP)
 m = d.wait_log(r"reloaded \S+: 1 producers, 2 consumers")
 tap.ok(m is not None, "after SIGHUP with a valid config the log says "
        "reloaded, with 2 consumers", d.read_log())
+# These reach libmicrohttpd only at start; a reload used to say nothing.
+tap.ok(re.search(r"max_connections_per_ip .*restart only", d.read_log()),
+       "a reload that changes a connection cap says it waits for a "
+       "restart")
 eid = event_id(d.post(EVENT))
 tap.ok(eid is not None and wait_for_id(old, eid) is not None and
        wait_for_id(new, eid) is not None,

@@ -363,7 +363,7 @@ def make_run(run):
     bodies = [{"type": "speedrun.start", "source": "livesplit",
                "detail": {"game": game, "category": cat,
                           "attempt": run["attempts"] + 1,
-                          "message": "good luck " + XSS}}]
+                          "message": "good luck \u202e" + XSS}}]
     splits, golds = [], []
     prev = 0
     pace = 0
@@ -594,7 +594,8 @@ def run_checks(tap):
     start = items[0] if items else {}
     tap.ok(start.get("msg") == "good luck " + XSS and dom["imgs"] == 0 and
            dom["scripts"] == 1,
-           "producer text with HTML is shown as text: no element made",
+           "producer text with HTML is shown as text: no element made, "
+           "and a direction override (U+202E) is dropped",
            (start, dom["imgs"], dom["scripts"]))
     dialogs = [e for e in cdp.events
                if e["method"] == "Page.javascriptDialogOpening"]
