@@ -389,9 +389,8 @@ event_id(char *buf, int64_t ms)
 	buf[EVENT_ID_LEN] = '\0';
 }
 
-/* Lowercase words joined by dots, at least two: "speedrun.split". */
-static int
-valid_type(const char *s)
+int
+event_type_valid(const char *s)
 {
 	size_t n = 0, word = 0, words = 1;
 
@@ -899,7 +898,7 @@ check_envelope(const struct norm *n, const struct producer_conf *pc,
 {
 	char b[48];
 
-	if (!valid_type(n->type))
+	if (!event_type_valid(n->type))
 		return refuse(err, 400, "invalid_type", n->type_field,
 		    "expected dotted lowercase like \"speedrun.split\", at "
 		    "most %d characters", TYPE_MAX);

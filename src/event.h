@@ -36,6 +36,10 @@ struct event_error {
 cJSON	*event_normalize(const cJSON *in, const struct producer_conf *,
 	    int64_t recv_ms, struct event_error *err);
 
+/* Returns 1 if s is an event type: lowercase words (a-z, 0-9, '_', '-')
+ * joined by dots, at least two of them, at most 128 bytes in all. */
+int	 event_type_valid(const char *s);
+
 /* Set the envelope's id and per-producer sequence number. */
 void	 event_stamp(cJSON *envelope, const char *id, uint64_t seq);
 

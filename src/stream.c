@@ -722,6 +722,9 @@ query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
 		refuse(q->rf, 400, "%s: must be UTF-8", key);
 	else if (one != NULL && *one != NULL)
 		refuse(q->rf, 400, "%s: given more than once", key);
+	else if (fi == 1 && !event_type_valid(value))
+		refuse(q->rf, 400, "type: not an event type such as "
+		    "speedrun.split; it could never match");
 	else if (one != NULL) {
 		*one = value;
 		return MHD_YES;

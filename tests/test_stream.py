@@ -451,7 +451,10 @@ for q, code, field, name in [
          "a pattern that is not an object"),
         ("pattern=%7B%7D&pattern=%7B%7D", "invalid_query", "pattern",
          "pattern given twice"),
-        ("game=%FF", "invalid_query", "game", "a value that is not UTF-8")]:
+        ("game=%FF", "invalid_query", "game", "a value that is not UTF-8"),
+        # was accepted, and then never matched anything
+        ("type=BAD", "invalid_query", "type",
+         "a type no event can have")]:
     x = Sse(P, q)
     tap.ok(is_error(x, 400, code, field),
            "%s gets 400 %s%s" % (name, code,
