@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,18 +200,27 @@ arg_value(const char *text, int raw)
 			    err.message);
 		return v;
 	}
-	if (json_is_number(text))
-		return cJSON_CreateRaw(text);	/* exactly as written */
+	/* A number exactly as written, unless it would not fit a double:
+	 * ctrd would refuse 1e999 as a number, so it goes as text. */
+	if (json_is_number(text) && isfinite(strtod(text, NULL)))
+		return cJSON_CreateRaw(text);
 	if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
 		return cJSON_CreateBool(text[0] == 't');
 	return cJSON_CreateString(text);
 }
 
-static void
+/* Add key: v to obj; -1 (v freed) if key is there already, which ctrd
+ * would refuse as a duplicate key anyway. */
+static int
 set_member(cJSON *obj, const char *key, cJSON *v)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+	if (cJSON_GetObjectItemCaseSensitive(obj, key) != NULL) {
+		fprintf(stderr, "ctrctl: %s: given more than once\n", key);
+		cJSON_Delete(v);
+		return -1;
+	}
 	cJSON_AddItemToObject(obj, key, v);
+	return 0;
 }
 
 /* The native event TYPE with detail from key=value arguments; NULL after
@@ -220,7 +230,7 @@ event_from_args(const char *type, int argc, char *argv[])
 {
 	cJSON *ev, *detail, *v;
 	char *key, *eq, *out = NULL;
-	int i, raw;
+	int i, raw, set;
 
 	ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "type", type);
@@ -240,11 +250,11 @@ event_from_args(const char *type, int argc, char *argv[])
 			goto fail;
 		}
 		/* source and time belong to the envelope, not to detail. */
-		if (strcmp(key, "source") == 0 || strcmp(key, "time") == 0)
-			set_member(ev, key, v);
-		else
-			set_member(detail, key, v);
+		set = set_member(strcmp(key, "source") == 0 ||
+		    strcmp(key, "time") == 0 ? ev : detail, key, v);
 		free(key);
+		if (set == -1)
+			goto fail;
 	}
 	out = cJSON_PrintUnformatted(ev);
 

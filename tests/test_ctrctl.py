@@ -704,6 +704,16 @@ rc, out, err = ctrctl(["send", "-u", native_url, "-k", keyfile, "-f", "-"],
                       '"detail":{"game":"Celeste"}}')
 tap.ok(rc == 0 and json.loads(out).get("accepted") == 1,
        "send -f - reads the event from standard input", out + err)
+# Repeated keys used to keep the last value; ctrd refuses duplicate keys.
+rc, out, err = ctrctl(["send", "-u", native_url, "ops.note", "a=1", "a=2"],
+                      env=key_env)
+tap.ok(rc == 2 and "given more than once" in err,
+       "send refuses a key given twice, exit 2", (rc, out, err))
+# 1e999 reads as a JSON number but no double holds it: ctrd would refuse.
+rc, out, err = ctrctl(["send", "-u", native_url, "ops.note", "big=1e999"],
+                      env=key_env)
+tap.ok(rc == 0 and json.loads(out).get("accepted") == 1,
+       "send passes a number too large for a double as text", (rc, out))
 # A 202 whose batch refused one event exited 0 before.
 rc, out, err = ctrctl(["send", "-u", native_url, "-k", keyfile, "-f", "-"],
                       stdin='[{"type":"chat.message"},{"type":"BAD"}]')
