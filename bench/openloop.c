@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 /*
  * Every event has an intended send time, start + i / rate, fixed before
  * the run.  Its stamp and both of its latencies are taken from that time
@@ -81,43 +83,6 @@ usage(void)
 	    "                [-P path] [-w grace_s] [-v]\n"
 	    "the API key is read from $BENCH_KEY\n");
 	exit(2);
-}
-
-static void __attribute__((noreturn))
-die(const char *what)
-{
-	fprintf(stderr, "openloop: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int64_t
-clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* This process's own CPU time, to show what the load itself cost. */
-static double
-cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	if ((p = realloc(p, n)) == NULL) {
-		fprintf(stderr, "openloop: out of memory\n");
-		exit(1);
-	}
-	return p;
 }
 
 static int64_t
@@ -235,26 +200,6 @@ dispatch(void)
 		if (conns[i].up && conns[i].outlen > conns[i].outoff &&
 		    flush_out(&conns[i]) == -1)
 			conn_reset(&conns[i]);
-}
-
-/* The value of a header in a block of headers, or NULL. */
-static const char *
-header(const char *head, size_t len, const char *name)
-{
-	const char *p = head, *end = head + len, *nl;
-	size_t n = strlen(name);
-
-	while (p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
-		p = nl + 1;
-		if ((size_t)(end - p) > n && p[n] == ':' &&
-		    strncasecmp(p, name, n) == 0) {
-			p += n + 1;
-			while (p < end && *p == ' ')
-				p++;
-			return p;
-		}
-	}
-	return NULL;
 }
 
 static void
@@ -476,6 +421,8 @@ main(int argc, char *argv[])
 	double seconds = 0, grace = 5;
 	int64_t sched_end, now;
 	int ch, i, n, tfd, up;
+
+	progname = "openloop";
 
 	addr.sin_family = AF_INET;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define READ_CHUNK	65536
 #define REQUEST_MAX	(1024 * 1024)	/* ctrd's envelopes are far smaller */
 #define EVENTS_MAX	256
@@ -57,43 +59,6 @@ usage(void)
 	exit(2);
 }
 
-static void __attribute__((noreturn))
-die(const char *what)
-{
-	fprintf(stderr, "sink: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int64_t
-realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* This process's own CPU time, to show what the load itself cost. */
-static double
-cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	if ((p = realloc(p, n)) == NULL) {
-		fprintf(stderr, "sink: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
-
 static void
 record(const char *body, size_t len, int64_t now)
 {
@@ -117,26 +82,6 @@ record(const char *body, size_t len, int64_t now)
 	samples[nsamples].stamp = stamp;
 	samples[nsamples].latency = now - stamp;
 	nsamples++;
-}
-
-/* The value of a header in a block of headers, or NULL. */
-static const char *
-header(const char *head, size_t len, const char *name)
-{
-	const char *p = head, *end = head + len, *nl;
-	size_t n = strlen(name);
-
-	while (p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
-		p = nl + 1;
-		if ((size_t)(end - p) > n && p[n] == ':' &&
-		    strncasecmp(p, name, n) == 0) {
-			p += n + 1;
-			while (p < end && (*p == ' ' || *p == '\t'))
-				p++;
-			return p;
-		}
-	}
-	return NULL;
 }
 
 static void
@@ -244,7 +189,7 @@ on_readable(struct conn *c)
 		c->inlen += n;
 		/* The arrival time: when the bytes were taken in, before
 		 * any of this process's own work on them. */
-		now = realtime_ns();
+		now = clock_ns(CLOCK_REALTIME);
 		if (parse(c, now) == -1)
 			return -1;
 		if ((size_t)n < room)
@@ -408,6 +353,8 @@ main(int argc, char *argv[])
 	size_t copies = 1;
 	sigset_t set;
 	int ch, i, n, lfd, sfd, status = 204, done = 0;
+
+	progname = "sink";
 
 	while ((ch = getopt(argc, argv, "Hg:l:n:s:")) != -1) {
 		switch (ch) {
