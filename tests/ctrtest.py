@@ -184,6 +184,17 @@ class Receiver:
     def events(self):
         return [json.loads(g["body"]) for g in self.got]
 
+    def wait_for_id(self, ev_id, timeout=5.0):
+        """The envelope with this id, once it has arrived, or None."""
+        end = time.time() + timeout
+        while time.time() < end:
+            for e in self.events():
+                if e.get("id") == ev_id:
+                    return e
+            self.wait(len(self.got) + 1,
+                      max(0.0, min(0.2, end - time.time())))
+        return None
+
     def stop(self):
         self.stopping.set()
         self.server.shutdown()

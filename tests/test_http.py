@@ -70,16 +70,6 @@ def expect_error(resp, status, code, name, header=None, field=None):
                      " field %s" % field if field else ""))
 
 
-def wait_for_id(rcv, ev_id, timeout=5.0):
-    """The envelope with this id, once the receiver has it."""
-    end = time.time() + timeout
-    while time.time() < end:
-        for e in rcv.events():
-            if e.get("id") == ev_id:
-                return e
-        rcv.wait(len(rcv.got) + 1, max(0.0, min(0.2, end - time.time())))
-    return None
-
 
 def raw_request(port, head, body_chunks=(), timeout=5.0):
     """Send bytes as they are; return (status, headers, body as JSON)."""
@@ -165,7 +155,7 @@ for i in range(5):
 tap.ok(None not in ids and all(a < b_ for a, b_ in zip(ids, ids[1:])),
        "ids of successive events strictly increase as text", ids)
 
-env = wait_for_id(rcv, first_id) if first_id else None
+env = rcv.wait_for_id(first_id) if first_id else None
 tap.eq(env and {k: env.get(k) for k in ("type", "source", "producer",
                                          "detail")},
        {"type": "speedrun.split", "source": "livesplit",
@@ -246,7 +236,7 @@ for name, send, want in shapes:
     ok = (st == 202 and b.get("accepted") == 1 and
           ID_RE.match(b["entries"][0].get("id", "")) is not None)
     tap.ok(ok, "%s: accepted with 202 and an id" % name, "%r %r" % (st, b))
-    env = wait_for_id(rcv, b["entries"][0]["id"]) if ok else None
+    env = rcv.wait_for_id(b["entries"][0]["id"]) if ok else None
     keys = ("type", "source", "producer", "origin_time", "detail")
     tap.eq(env and {k: env[k] for k in keys if k in env}, want,
            "%s: the consumer gets the normalized envelope" % name)
@@ -264,7 +254,7 @@ tap.ok(st == 202 and b.get("accepted") == 3 and b.get("failed") == 0 and
            for e in b["entries"]) and
        b["entries"][0]["id"] < b["entries"][1]["id"] < b["entries"][2]["id"],
        "a batch of 3 gets 202 with 3 increasing ids", "%r %r" % (st, b))
-got = [wait_for_id(rcv, e["id"]) for e in b.get("entries", [])]
+got = [rcv.wait_for_id(e["id"]) for e in b.get("entries", [])]
 tap.eq([g and g["type"] for g in got],
        ["speedrun.start", "speedrun.split", "speedrun.finish"],
        "each event of the batch reaches the consumer")
@@ -539,7 +529,7 @@ tap.ok(st == 200 and b == {"status": "ok"} and
        "GET /healthz is 200 {\"status\":\"ok\"} after all of the above",
        "%r %r %r" % (st, h, b))
 st, h, b = post(d, {"type": "speedrun.start", "detail": {"game": "Last"}})
-env = wait_for_id(rcv, b["entries"][0]["id"]) if st == 202 else None
+env = rcv.wait_for_id(b["entries"][0]["id"]) if st == 202 else None
 tap.ok(env is not None and env["detail"] == {"game": "Last"},
        "a valid event still reaches the consumer after all of the above",
        "%r %r" % (st, b))
@@ -552,7 +542,7 @@ raw = (b'{"type":"lab.numbers","source":"lab","detail":{'
        b'"c":0.30000000000000004,"e":1.7976931348623157e308}}')
 st, h, b = post(d, raw)
 if tap.eq(st, 202, "an event with edge-case numbers is accepted"):
-    wait_for_id(rcv, b["entries"][0]["id"])
+    rcv.wait_for_id(b["entries"][0]["id"])
     body = [g["body"] for g in rcv.got
             if b["entries"][0]["id"].encode() in g["body"]]
     tap.ok(body and b'"a":9007199254740991' in body[0] and

@@ -30,15 +30,6 @@ def event_id(resp):
     return None
 
 
-def wait_for_id(rcv, ev_id, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        for e in rcv.events():
-            if e.get("id") == ev_id:
-                return e
-        rcv.wait(len(rcv.got) + 1, max(0.0, min(0.2, end - time.time())))
-    return None
-
 
 def has_id(rcv, ev_id):
     return any(e.get("id") == ev_id for e in rcv.events())
@@ -101,8 +92,8 @@ tap.ok(re.search(r"max_connections_per_ip .*restart only", d.read_log()),
        "a reload that changes a connection cap says it waits for a "
        "restart")
 eid = event_id(d.post(EVENT))
-tap.ok(eid is not None and wait_for_id(old, eid) is not None and
-       wait_for_id(new, eid) is not None,
+tap.ok(eid is not None and old.wait_for_id(eid) is not None and
+       new.wait_for_id(eid) is not None,
        "after the reload an event reaches the old and the new consumer",
        "%r old=%d new=%d" % (eid, len(old.got), len(new.got)))
 
@@ -130,8 +121,8 @@ log = d.read_log()
 tap.eq(positions(log, d.conf), [syntax_at],
        "the log names the syntax error as file:line:col")
 eid = event_id(d.post(EVENT))
-tap.ok(eid is not None and wait_for_id(old, eid) is not None and
-       wait_for_id(new, eid) is not None and not has_id(third, eid),
+tap.ok(eid is not None and old.wait_for_id(eid) is not None and
+       new.wait_for_id(eid) is not None and not has_id(third, eid),
        "after the broken reload events still go to the old "
        "configuration's consumers, not to the broken file's",
        "%r old=%d new=%d third=%d" % (eid, len(old.got), len(new.got),
@@ -164,8 +155,8 @@ tap.ok(re.search(re.escape(d.conf) + r":4:1: .*bogus_key", log) is not None
        "the log names both errors, and only them, as file:line:col "
        "(4:1 bogus_key, 13:16 budget_ms)", log)
 eid = event_id(d.post(EVENT))
-tap.ok(eid is not None and wait_for_id(old, eid) is not None and
-       wait_for_id(new, eid) is not None and not has_id(third, eid),
+tap.ok(eid is not None and old.wait_for_id(eid) is not None and
+       new.wait_for_id(eid) is not None and not has_id(third, eid),
        "after the second broken reload events still follow the old "
        "configuration", "%r old=%d new=%d third=%d"
        % (eid, len(old.got), len(new.got), len(third.got)))
@@ -361,7 +352,7 @@ if tap.ok(d.start(), "ctrd with a producer of two key hashes starts",
                           headers={"Authorization": "Bearer " + k})
         got[label] = (st, b)
     ids = [event_id((got[k][0], None, got[k][1])) for k in ("old", "new")]
-    envs = [wait_for_id(rx, i) if i else None for i in ids]
+    envs = [rx.wait_for_id(i) if i else None for i in ids]
     tap.ok(None not in envs and
            [e["producer"] for e in envs] == ["rotating", "rotating"],
            "both keys of a key_hash list are accepted, as the same "
