@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
@@ -56,6 +57,21 @@ tap_is_str(const char *got, const char *want, const char *file, int line,
 	}
 	fflush(stdout);
 	return pass;
+}
+
+/* A copy of s with every ' turned into ", for readable JSON literals; the
+ * caller frees it. */
+static inline char *
+dq(const char *s)
+{
+	char *d = strdup(s), *p;
+
+	if (d == NULL)
+		abort();
+	for (p = d; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return d;
 }
 
 static inline int

@@ -28,18 +28,6 @@
 
 static struct consumer_conf plain_cf;
 
-/* JSON written with single quotes, for readable literals. */
-static char *
-dq(const char *s)
-{
-	char *d = xstrdup(s), *p;
-
-	for (p = d; *p != '\0'; p++)
-		if (*p == '\'')
-			*p = '"';
-	return d;
-}
-
 static char *
 repeat(const char *s, size_t n)
 {

@@ -40,17 +40,6 @@ static struct producer_conf limited = {
 
 static struct event_error eerr;
 
-static char *
-dq(const char *s)
-{
-	char *d = xstrdup(s), *p;
-
-	for (p = d; *p != '\0'; p++)
-		if (*p == '\'')
-			*p = '"';
-	return d;
-}
-
 /* Normalize the document and stamp it; the compact text of the envelope,
  * or of its member part when part is not NULL; NULL if refused. */
 static char *
