@@ -582,6 +582,8 @@ tap.ok(st in (400, None) and st != 202,
 # A producer's member name cannot forge a field of the log line.
 post(d, {"type": "speedrun.start", "x client=6.6.6.6": 1,
          "detail": {"game": "G"}})
+# The log is written once per loop turn, after the reply: wait for it.
+d.wait_log(r"field=x\\x20client")
 log = d.read_log()
 tap.ok("field=x client=6.6.6.6" not in log and
        "field=x\\x20client\\x3d6.6.6.6" in log,
