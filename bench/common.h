@@ -42,7 +42,7 @@ cpu_seconds(void)
 	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static void * __attribute__((unused))
+static __attribute__((unused)) void *
 xrealloc(void *p, size_t n)
 {
 	if ((p = realloc(p, n)) == NULL) {
@@ -53,7 +53,7 @@ xrealloc(void *p, size_t n)
 }
 
 /* The value of a header in a block of headers, or NULL. */
-static const char * __attribute__((unused))
+static __attribute__((unused)) const char *
 header(const char *head, size_t len, const char *name)
 {
 	const char *p = head, *end = head + len, *nl;

@@ -255,10 +255,20 @@ void
 event_fmt_duration(char *buf, size_t len, int64_t ms)
 {
 	uint64_t u = ms < 0 ? -(uint64_t)ms : (uint64_t)ms;
+	char tmp[40], *p = tmp;
 
-	snprintf(buf, len, "%s%" PRIu64 ":%02u:%02u.%03u", ms < 0 ? "-" : "",
-	    u / 3600000, (unsigned)(u / 60000 % 60),
-	    (unsigned)(u / 1000 % 60), (unsigned)(u % 1000));
+	/* By hand: this runs for every duration of every event. */
+	if (ms < 0)
+		*p++ = '-';
+	p = fmt_uint(p, u / 3600000, 1);
+	*p++ = ':';
+	p = fmt_uint(p, u / 60000 % 60, 2);
+	*p++ = ':';
+	p = fmt_uint(p, u / 1000 % 60, 2);
+	*p++ = '.';
+	p = fmt_uint(p, u % 1000, 3);
+	*p = '\0';
+	str_copy(buf, tmp, len);
 }
 
 /* Within DURATION_MAX_MS either way. */
@@ -960,34 +970,42 @@ duration_index(const char *name, int col)
 	return -1;
 }
 
+/* "detail." and a member's name, made only for an error's field. */
+static const char *
+dfield(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "detail.%s", name);
+	return buf;
+}
+
 static int
 check_texts(const cJSON *detail, int needs_split, struct event_error *err)
 {
 	const struct text_field *t;
 	const cJSON *v;
-	char field[32];
+	char f[32];
 	int64_t x;
 	size_t i;
 
 	for (i = 0; i < NELEM(speedrun_texts); i++) {
 		t = &speedrun_texts[i];
-		snprintf(field, sizeof(field), "detail.%s", t->name);
 		v = member(detail, t->name);
 		if (v != NULL && !cJSON_IsString(v))
-			return bad_field(err, field, "expected a string");
+			return bad_field(err, dfield(f, sizeof(f), t->name),
+			    "expected a string");
 		if (v != NULL && utf8_chars(v->valuestring) > t->max)
-			return bad_field(err, field, "longer than %zu "
-			    "characters", t->max);
+			return bad_field(err, dfield(f, sizeof(f), t->name),
+			    "longer than %zu characters", t->max);
 		if ((v == NULL || *v->valuestring == '\0') &&
 		    (i == 0 || (i == 2 && needs_split)))
-			return bad_field(err, field, "required for this type");
+			return bad_field(err, dfield(f, sizeof(f), t->name),
+			    "required for this type");
 	}
 	for (i = 0; i < NELEM(speedrun_counts); i++) {
-		snprintf(field, sizeof(field), "detail.%s",
-		    speedrun_counts[i]);
 		v = member(detail, speedrun_counts[i]);
 		if (v != NULL && (json_int(v, &x) == -1 || x < 0))
-			return bad_field(err, field,
+			return bad_field(err, dfield(f, sizeof(f),
+			    speedrun_counts[i]),
 			    "expected a non-negative integer");
 	}
 	return 0;
@@ -1006,25 +1024,26 @@ add_duration(cJSON *out, const cJSON *detail, int i,
 	const char *ms_name = speedrun_durations[i][1];
 	const cJSON *text = member(detail, name);
 	const cJSON *ms = member(detail, ms_name);
-	char field[40], buf[32];
+	char f[40], buf[32];
 	int64_t t = 0, m = 0;
 
-	snprintf(field, sizeof(field), "detail.%s", name);
 	if (text != NULL && (!cJSON_IsString(text) ||
 	    event_parse_duration(text->valuestring, &t) == -1))
-		return bad_field(err, field, ERR_DURATION);
+		return bad_field(err, dfield(f, sizeof(f), name),
+		    ERR_DURATION);
 	if (text != NULL && !duration_ok(t))
-		return too_long(err, field, "");
-	snprintf(field, sizeof(field), "detail.%s", ms_name);
+		return too_long(err, dfield(f, sizeof(f), name), "");
 	/* Range first: 3.6e18 is too long, whether or not it is exact. */
 	if (cJSON_IsNumber(ms) && (ms->valuedouble > DURATION_MAX_MS ||
 	    ms->valuedouble < -DURATION_MAX_MS))
-		return too_long(err, field, "");
+		return too_long(err, dfield(f, sizeof(f), ms_name), "");
 	if (ms != NULL && json_int(ms, &m) == -1)
-		return bad_field(err, field, "expected an integer");
+		return bad_field(err, dfield(f, sizeof(f), ms_name),
+		    "expected an integer");
 	if (text != NULL && ms != NULL && m != t)
-		return bad_field(err, field, "%" PRId64 " disagrees with "
-		    "detail.%s (%" PRId64 ")", m, name, t);
+		return bad_field(err, dfield(f, sizeof(f), ms_name),
+		    "%" PRId64 " disagrees with detail.%s (%" PRId64 ")",
+		    m, name, t);
 	if (text == NULL)
 		t = m;
 	event_fmt_duration(buf, sizeof(buf), t);
@@ -1042,8 +1061,7 @@ static int
 check_speedrun(struct norm *n, struct event_error *err)
 {
 	const struct speedrun_kind *k = NULL;
-	const cJSON *it;
-	cJSON *out;
+	cJSON *it, *next, *out;
 	size_t i;
 	int d;
 
@@ -1055,16 +1073,20 @@ check_speedrun(struct norm *n, struct event_error *err)
 	if (check_texts(n->detail, k->needs_split, err) == -1)
 		return -1;
 
+	/* Other members move to out rather than being copied: add_duration
+	 * only ever looks up duration members, which stay behind. */
 	out = cJSON_CreateObject();
-	cJSON_ArrayForEach(it, n->detail) {
+	for (it = n->detail->child; it != NULL; it = next) {
+		next = it->next;
 		if ((d = duration_index(it->string, 0)) != -1 ||
 		    ((d = duration_index(it->string, 1)) != -1 &&
 		    member(n->detail, speedrun_durations[d][0]) == NULL)) {
 			if (add_duration(out, n->detail, d, err) == -1)
 				goto fail;
-		} else if (duration_index(it->string, 1) == -1)
-			cJSON_AddItemToObject(out, it->string,
-			    cJSON_Duplicate(it, 1));
+		} else if (duration_index(it->string, 1) == -1) {
+			cJSON_DetachItemViaPointer(n->detail, it);
+			cJSON_AddItemToObject(out, it->string, it);
+		}
 	}
 	cJSON_Delete(n->detail);
 	n->detail = out;

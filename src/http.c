@@ -123,8 +123,7 @@ print_json(cJSON *o)
 {
 	char *s;
 
-	if ((s = cJSON_PrintUnformatted(o)) == NULL)
-		fatalx("cJSON_PrintUnformatted failed");
+	s = json_print(o, NULL);
 	cJSON_Delete(o);
 	return s;
 }

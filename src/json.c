@@ -675,7 +675,7 @@ print_string(struct jbuf *b, const char *s)
 static void
 print_number(struct jbuf *b, double d)
 {
-	char buf[32];
+	char buf[32], *p;
 	int prec;
 
 	if (!isfinite(d)) {
@@ -685,8 +685,11 @@ print_number(struct jbuf *b, double d)
 	/* Integers that doubles hold exactly print as integers. */
 	if (d > -9007199254740992.0 && d < 9007199254740992.0 &&
 	    (double)(int64_t)d == d) {
-		snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)d);
-		jb_put(b, buf, strlen(buf));
+		p = buf;
+		if (d < 0)
+			*p++ = '-';
+		p = fmt_uint(p, (uint64_t)(d < 0 ? -d : d), 1);
+		jb_put(b, buf, (size_t)(p - buf));
 		return;
 	}
 	for (prec = 15; prec <= 17; prec++) {
@@ -749,7 +752,7 @@ print_item(struct jbuf *b, const cJSON *item)
 char *
 json_print(const cJSON *item, size_t *len)
 {
-	struct jbuf b = { xmalloc(256), 0, 256 };
+	struct jbuf b = { xmalloc(1024), 0, 1024 };	/* an envelope's size */
 
 	b.p[0] = '\0';
 	print_item(&b, item);

@@ -82,9 +82,40 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+char *
+fmt_uint(char *p, uint64_t v, int width)
+{
+	char tmp[20];
+	int n = 0;
+
+	do {
+		tmp[n++] = '0' + v % 10;
+		v /= 10;
+	} while (v != 0);
+	while (n < width && n < (int)sizeof(tmp))
+		tmp[n++] = '0';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+void
+str_copy(char *dst, const char *src, size_t len)
+{
+	size_t n = strlen(src);
+
+	if (len == 0)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 void
 fmt_rfc3339(char *buf, size_t len, int64_t ms)
 {
+	char tmp[40], *p = tmp;
 	struct tm tm;
 	time_t secs;
 	int frac;
@@ -96,9 +127,23 @@ fmt_rfc3339(char *buf, size_t len, int64_t ms)
 		secs--;
 	}
 	gmtime_r(&secs, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, frac);
+	/* By hand, not snprintf: every event and log line has one. */
+	p = fmt_uint(p, (uint64_t)(tm.tm_year + 1900), 4);
+	*p++ = '-';
+	p = fmt_uint(p, (uint64_t)tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = fmt_uint(p, (uint64_t)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = fmt_uint(p, (uint64_t)tm.tm_hour, 2);
+	*p++ = ':';
+	p = fmt_uint(p, (uint64_t)tm.tm_min, 2);
+	*p++ = ':';
+	p = fmt_uint(p, (uint64_t)tm.tm_sec, 2);
+	*p++ = '.';
+	p = fmt_uint(p, (uint64_t)frac, 3);
+	*p++ = 'Z';
+	*p = '\0';
+	str_copy(buf, tmp, len);
 }
 
 int

@@ -30,6 +30,11 @@ int64_t	 mono_ms(void);
  * milliseconds, "2026-12-03T21:48:17.123Z".  buf needs 25 bytes.
  */
 void	 fmt_rfc3339(char *buf, size_t len, int64_t ms);
+/* v in decimal at p, zero-padded to width digits; returns the end.  Writes
+ * at most 20 characters and no NUL. */
+char	*fmt_uint(char *p, uint64_t v, int width);
+/* src into dst of len bytes, cut if need be, always NUL-terminated. */
+void	 str_copy(char *dst, const char *src, size_t len);
 
 /*
  * Glob match of a whole string: '*' matches any run of characters
