@@ -42,6 +42,7 @@ struct consumer_conf {
 	size_t			 secret_len;
 	unsigned		 budget_ms;
 	unsigned		 max_in_flight;
+	unsigned		 circuit_breaker; /* 0: never opens */
 	unsigned		 queue_max;
 	struct pattern		*pattern;	/* NULL matches every event */
 	char			**types;	/* globs; ntypes == 0: any */
@@ -93,6 +94,8 @@ struct config {
 	size_t			 entry_max;
 	unsigned		 json_depth_max;
 	unsigned		 queue_max;	/* waiting, all consumers */
+	unsigned		 overload_lag_ms;	/* 0: never refuse */
+	unsigned		 overload_busy_pct;
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;
 	unsigned		 connection_timeout_s;

@@ -33,6 +33,8 @@
 #define ATTEMPT_MIN_MS		5	/* less left is not worth a try */
 #define EASY_POOL_MAX		256
 #define DISCORD_REPLY_MAX	4096	/* kept, for a 429's retry_after */
+#define BREAKER_FIRST_MS	500	/* first time a circuit stays open */
+#define BREAKER_MAX_MS		30000	/* doubling up to this */
 
 /* One serialized envelope, shared by all of its deliveries. */
 struct body {
@@ -55,6 +57,12 @@ struct consumer {
 	char			*discord_url;
 	int64_t			 paused_until;	/* mono ms, 0: not paused */
 	int			 failures;	/* in a row, for backoff */
+	/* kind webhook: the circuit breaker.  Closed: open_until is 0.
+	 * Open: until open_until, every delivery is dead-lettered at once.
+	 * Half open, after that: one attempt, whose outcome closes or opens
+	 * it again for twice as long. */
+	int64_t			 open_until;	/* mono ms */
+	unsigned		 trips;		/* openings in a row */
 };
 
 struct fanout {
@@ -79,6 +87,7 @@ struct delivery {
 	int64_t			 retry_at;
 	int			 attempts;
 	long			 status;	/* last HTTP status or 0 */
+	CURLcode		 rc;		/* last attempt's result */
 	int64_t			 retry_after_ms; /* from the reply, or -1 */
 	size_t			 resp_read;
 	CURL			*easy;
@@ -224,6 +233,46 @@ size_t
 deliver_pending(void)
 {
 	return pending;
+}
+
+/*
+ * Overload begins when the loop has been busy at least overload_busy_pct
+ * of the time while a delivery has waited overload_lag_ms for its first
+ * attempt: then ctrd, not a consumer, is what holds events up.  It lasts
+ * while a delivery has waited half as long and the loop is busy at least
+ * half as much (refusing is cheaper than accepting, so the load falls).
+ */
+int
+deliver_overloaded(void)
+{
+	static int shedding;
+	const struct consumer *c;
+	const struct config *cf;
+	double busy;
+	int64_t now, lag;
+	size_t i;
+
+	if (current == NULL || (cf = current->cf)->overload_lag_ms == 0)
+		return 0;
+	busy = cf->overload_busy_pct / 100.0;
+	lag = cf->overload_lag_ms;
+	if (shedding) {
+		busy /= 2;
+		lag /= 2;
+	}
+	if (loop_load() < busy)
+		return shedding = 0;
+	/* Queues in receipt order: a head is its queue's oldest.  Discord
+	 * webhooks wait for Discord's rate limits and broken consumers for
+	 * their circuit; neither is ctrd falling behind. */
+	now = mono_ms();
+	for (i = 0; i < current->nconsumers; i++) {
+		c = &current->consumers[i];
+		if (c->head != NULL && c->cf->kind == CONSUMER_WEBHOOK &&
+		    c->open_until == 0 && now - c->head->recv_mono >= lag)
+			return shedding = 1;
+	}
+	return shedding = 0;
 }
 
 /*
@@ -488,6 +537,57 @@ dequeue(struct consumer *c)
 	return d;
 }
 
+/*
+ * The circuit breaker of a webhook consumer: after circuit_breaker failed
+ * attempts in a row ctrd stops sending to it for BREAKER_FIRST_MS, and
+ * what it would have sent is dead-lettered "circuit_open" at once, so that
+ * a consumer that is down costs neither retries nor queue space.  Then one
+ * attempt goes through: success closes the circuit, failure opens it again
+ * for twice as long, up to BREAKER_MAX_MS.
+ */
+static int
+circuit_open(const struct consumer *c, int64_t now)
+{
+	return c->open_until > now;
+}
+
+static void
+circuit_result(struct consumer *c, int ok)
+{
+	struct fanout *fo = c->fo;
+	int64_t now = mono_ms(), span;
+
+	if (c->cf->kind != CONSUMER_WEBHOOK || c->cf->circuit_breaker == 0)
+		return;
+	if (ok) {
+		if (c->open_until != 0) {
+			log_info("consumer=%s circuit closed", c->cf->name);
+			c->m->circuit_open = 0;
+		}
+		c->failures = 0;
+		c->open_until = 0;
+		c->trips = 0;
+		return;
+	}
+	c->failures++;
+	if (circuit_open(c, now) || (c->open_until == 0 &&
+	    (unsigned)c->failures < c->cf->circuit_breaker))
+		return;
+	span = (int64_t)BREAKER_FIRST_MS << (c->trips < 6 ? c->trips : 6);
+	if (span > BREAKER_MAX_MS)
+		span = BREAKER_MAX_MS;
+	c->trips++;
+	c->open_until = now + span;
+	c->m->circuit_opens++;
+	c->m->circuit_open = 1;
+	log_warnx("consumer=%s circuit open for %" PRId64 " ms after %d "
+	    "failed attempts in a row", c->cf->name, span, c->failures);
+	fanout_ref(fo);
+	while (c->head != NULL)
+		finish(dequeue(c), "circuit_open");
+	fanout_unref(fo);
+}
+
 /* Start what the consumer's in-flight cap allows, oldest first. */
 static void
 pump(struct consumer *c)
@@ -495,6 +595,7 @@ pump(struct consumer *c)
 	struct fanout *fo = c->fo;
 	struct delivery *d;
 	int64_t now = mono_ms();
+	unsigned cap = c->cf->max_in_flight;
 
 	if (c->cf->kind == CONSUMER_DISCORD) {
 		pump_discord(c);
@@ -502,7 +603,12 @@ pump(struct consumer *c)
 	}
 	/* finish() can drop the last reference to a retired generation. */
 	fanout_ref(fo);
-	while (c->head != NULL && c->in_flight < c->cf->max_in_flight) {
+	if (circuit_open(c, now))
+		while (c->head != NULL)
+			finish(dequeue(c), "circuit_open");
+	else if (c->open_until != 0)
+		cap = 1;		/* half open: one attempt decides */
+	while (c->head != NULL && c->in_flight < cap) {
 		d = dequeue(c);
 		if (d->deadline - now < ATTEMPT_MIN_MS) {
 			finish(d, "budget_exhausted");
@@ -579,7 +685,7 @@ retry_or_give_up(struct delivery *d, CURLcode rc)
 	int64_t now = mono_ms(), delay;
 	unsigned span;
 
-	if (!retryable(rc, d->status)) {
+	if (!retryable(rc, d->status) || circuit_open(d->c, now)) {
 		settle(d, reason_for(rc, d->status));
 		return;
 	}
@@ -627,10 +733,14 @@ collect(void)
 		if (d->c->cf->kind == CONSUMER_DISCORD)
 			discord_done(d, rc);
 		else if (d->status >= 200 && d->status <= 299 &&
-		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR))
+		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)) {
+			circuit_result(d->c, 1);
 			settle(d, NULL);
-		else
+		} else {
+			d->rc = rc;
+			circuit_result(d->c, 0);
 			retry_or_give_up(d, rc);
+		}
 	}
 }
 
@@ -757,6 +867,8 @@ run_due(void *arg)
 		d->next = NULL;
 		if (d->deadline - mono_ms() < ATTEMPT_MIN_MS)
 			settle(d, "timeout");
+		else if (circuit_open(d->c, now))
+			settle(d, reason_for(d->rc, d->status));
 		else
 			attempt(d);
 	}
@@ -952,6 +1064,10 @@ deliver_event(struct fanout *fo, const cJSON *envelope, const char *json,
 		pending++;
 		if (c->queued >= c->cf->queue_max) {
 			finish(d, "queue_full");
+			continue;
+		}
+		if (circuit_open(c, recv_mono)) {
+			finish(d, "circuit_open");
 			continue;
 		}
 		if (c->tail != NULL)

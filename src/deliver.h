@@ -56,6 +56,13 @@ int		 deliver_event(struct fanout *, const cJSON *envelope,
 
 /* How many deliveries are waiting or in flight, all generations. */
 size_t		 deliver_pending(void);
+/*
+ * Whether ctrd itself cannot keep up: its loop has been busy nearly all
+ * of the last few hundred milliseconds while deliveries pile up.  New
+ * events are then refused with 503 and Retry-After, so that those already
+ * accepted still land in time.
+ */
+int		 deliver_overloaded(void);
 
 /* Dead-letter every remaining delivery with reason "shutdown". */
 void		 deliver_abandon(void);

@@ -752,7 +752,7 @@ print_item(struct jbuf *b, const cJSON *item)
 char *
 json_print(const cJSON *item, size_t *len)
 {
-	struct jbuf b = { xmalloc(1024), 0, 1024 };	/* an envelope's size */
+	struct jbuf b = { xmalloc(1024), 0, 1024 };	/* an envelope fits */
 
 	b.p[0] = '\0';
 	print_item(&b, item);

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #define LOOP_EVENTS	256
 #define LOOP_HOOKS	8
+#define LOAD_WINDOW_US	100000	/* busy share measured over 100 ms */
 
 struct loop_watch {
 	int		 fd;
@@ -35,6 +37,10 @@ static int		 nhooks;
 /* Watches deleted during a dispatch round: freed once the round is over,
  * since a later event of the same round may still point at them. */
 static struct loop_watch *graveyard;
+/* Time the loop spent working, not waiting, in the current window, and
+ * the smoothed share of the windows before. */
+static int64_t		 win_start, win_busy, turn_start;
+static double		 load;
 
 void
 loop_init(void)
@@ -125,6 +131,40 @@ bury(void)
 	}
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Account a turn's work, from its wake-up to now, to the load. */
+static void
+account(void)
+{
+	int64_t now = mono_us(), span, k;
+
+	win_busy += now - turn_start;
+	if ((span = now - win_start) >= LOAD_WINDOW_US) {
+		/* Half the weight on the last window: about 200 ms of
+		 * memory, so one slow turn does not make an overload.  A
+		 * long sleep counts as the idle windows it spanned. */
+		for (k = span / LOAD_WINDOW_US; k > 1 && load > 0.001; k--)
+			load *= 0.5;
+		load = 0.5 * load + 0.5 * ((double)win_busy / (double)span);
+		win_start = now;
+		win_busy = 0;
+	}
+}
+
+double
+loop_load(void)
+{
+	return load;
+}
+
 void
 loop_run(void)
 {
@@ -133,11 +173,14 @@ loop_run(void)
 	int i, n;
 
 	running = 1;
+	win_start = turn_start = mono_us();
 	while (running) {
 		/* What the last turn logged goes out in one write, before
 		 * the loop may sleep. */
 		log_flush();
+		account();
 		n = epoll_wait(epfd, evs, LOOP_EVENTS, wait_ms());
+		turn_start = mono_us();
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;

@@ -28,6 +28,9 @@ void		 loop_init(void);
 /* Run until loop_stop; then return.  Hooks run after every wake-up. */
 void		 loop_run(void);
 void		 loop_stop(void);
+/* Share of the last few hundred milliseconds the loop spent working
+ * rather than waiting, from 0 to 1: near 1, ctrd is the bottleneck. */
+double		 loop_load(void);
 /* Release the loop's resources after loop_run has returned. */
 void		 loop_free(void);
 

@@ -17,7 +17,7 @@ static const int64_t bucket_ms[LATENCY_BUCKETS] = {
 };
 
 static const char *event_results[EVENT_RESULTS] = {
-	"accepted", "invalid", "forbidden", "queue_full"
+	"accepted", "invalid", "forbidden", "queue_full", "overloaded"
 };
 
 static const char *delivery_outcomes[DELIVERY_OUTCOMES] = {
@@ -175,6 +175,16 @@ render_consumers(struct out *o)
 	for (c = consumers; c != NULL; c = c->next)
 		out(o, "ctrd_in_flight{consumer=\"%s\"} %" PRId64 "\n",
 		    c->name, c->in_flight);
+	header(o, "ctrd_circuit_opens_total", "counter",
+	    "Times the consumer's circuit breaker opened.");
+	for (c = consumers; c != NULL; c = c->next)
+		out(o, "ctrd_circuit_opens_total{consumer=\"%s\"} %" PRIu64
+		    "\n", c->name, c->circuit_opens);
+	header(o, "ctrd_circuit_open", "gauge",
+	    "1 while the consumer's circuit breaker is open or half open.");
+	for (c = consumers; c != NULL; c = c->next)
+		out(o, "ctrd_circuit_open{consumer=\"%s\"} %" PRId64 "\n",
+		    c->name, c->circuit_open);
 	header(o, "ctrd_delivery_latency_seconds", "histogram",
 	    "Time from receipt of an event to the consumer's 2xx.");
 	for (c = consumers; c != NULL; c = c->next) {

@@ -10,6 +10,7 @@ enum event_result {
 	EVENT_INVALID,		/* 400 or 413 */
 	EVENT_FORBIDDEN,	/* 403 */
 	EVENT_QUEUE_FULL,	/* 503 */
+	EVENT_OVERLOADED,	/* 503 */
 	EVENT_RESULTS
 };
 
@@ -43,6 +44,8 @@ struct mconsumer {
 	double			 latency_sum;		/* seconds */
 	int64_t			 queued;		/* gauge */
 	int64_t			 in_flight;		/* gauge */
+	uint64_t		 circuit_opens;
+	int64_t			 circuit_open;		/* gauge: 0 or 1 */
 	struct mconsumer	*next;
 };
 

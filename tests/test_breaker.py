@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""A consumer's circuit breaker, and ctrd refusing events with 503
+overloaded while its own deliveries fall behind."""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctrtest import Ctrd, Receiver, Tap  # noqa: E402
+
+tap = Tap()
+
+
+def ev(n):
+    return {"type": "speedrun.split", "source": "livesplit",
+            "detail": {"game": "Celeste", "split": "1A", "n": n}}
+
+
+def post_id(d, body):
+    st, _, b = d.post(body)
+    if st == 202 and isinstance(b, dict) and b.get("accepted") == 1:
+        return b["entries"][0]["id"]
+    return None
+
+
+def dead(d, consumer, eid, timeout=5.0):
+    """The dead-letter line of event eid for consumer, once written."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for x in d.dead_letters():
+            if x.get("consumer") == consumer and \
+               x.get("event", {}).get("id") == eid:
+                return x
+        time.sleep(0.02)
+    return None
+
+
+def metric(d, name):
+    _, _, text = d.request("GET", "/metrics")
+    m = re.search(r"^%s (\S+)$" % re.escape(name), str(text), re.M)
+    return float(m.group(1)) if m else None
+
+
+# --- circuit breaker --------------------------------------------------------
+
+down = Receiver(tap, statuses=[500])
+never = Receiver(tap, statuses=[500])
+healthy = Receiver(tap)
+d = Ctrd(tap, consumers=[
+    {"name": "down", "url": down.url, "circuit_breaker": 3,
+     "budget_ms": 1500},
+    {"name": "never", "url": never.url, "circuit_breaker": 0,
+     "budget_ms": 600},
+    {"name": "healthy", "url": healthy.url},
+])
+if not tap.ok(d.start(), "ctrd starts with three consumers", d.read_log()):
+    tap.finish()
+
+e1 = post_id(d, ev(1))
+opened = d.wait_log(r"consumer=down circuit open for 500 ms after 3 "
+                    r"failed attempts in a row")
+t_open = time.time()
+tap.ok(opened is not None, "3 failed attempts in a row open the circuit "
+       "for 500 ms, and the log says so", d.read_log()[-1500:])
+x = dead(d, "down", e1)
+tap.eq((x or {}).get("reason"), "http_500", "the event whose attempts "
+       "failed is dead-lettered with its own reason, http_500")
+tap.eq((x or {}).get("attempts"), 3, "after exactly 3 attempts: none is "
+       "retried once the circuit is open")
+
+e2 = post_id(d, ev(2))
+x = dead(d, "down", e2)
+tap.ok(time.time() - t_open < 0.45, "the next event was posted while the "
+       "circuit was open", "%.3f s after it opened" % (time.time() - t_open))
+tap.eq(((x or {}).get("reason"), (x or {}).get("attempts")),
+       ("circuit_open", 0), "while it is open, an event for the consumer is "
+       "dead-lettered circuit_open without an attempt")
+tap.eq(len(down.got), 3, "the broken consumer got no request while open")
+tap.ok(healthy.wait_for_id(e2) is not None, "the healthy consumer gets the "
+       "event all the same")
+tap.eq((metric(d, 'ctrd_circuit_open{consumer="down"}'),
+        metric(d, 'ctrd_circuit_opens_total{consumer="down"}')),
+       (1.0, 1.0), "/metrics shows the circuit open, opened once")
+
+x1, x2 = dead(d, "never", e1), dead(d, "never", e2)
+tap.ok(x1 is not None and x2 is not None and
+       x1.get("reason") == x2.get("reason") == "http_500" and
+       x1.get("attempts", 0) > 3 and x2.get("attempts", 0) > 3,
+       "with circuit_breaker 0 every event is retried to its budget, "
+       "however many attempts failed before", (x1, x2))
+tap.eq(metric(d, 'ctrd_circuit_opens_total{consumer="never"}'), 0.0,
+       "and its circuit never opens")
+
+# Half open: after 500 ms one attempt goes through; its success closes.
+time.sleep(max(0.0, t_open + 0.6 - time.time()))
+down.statuses = [500] * len(down.got) + [200]
+e3 = post_id(d, ev(3))
+tap.ok(down.wait_for_id(e3) is not None, "after 500 ms the next event is "
+       "attempted again, and delivered")
+tap.ok(d.wait_log(r"consumer=down circuit closed") is not None,
+       "its success closes the circuit, and the log says so")
+tap.eq(metric(d, 'ctrd_circuit_open{consumer="down"}'), 0.0,
+       "/metrics shows the circuit closed")
+
+# Open again; a failed probe then opens it for twice as long.
+down.statuses = [200] * len(down.got) + [500]
+e4 = post_id(d, ev(4))
+tap.ok(dead(d, "down", e4) is not None and
+       len(re.findall(r"consumer=down circuit open for 500 ms",
+                      d.read_log())) == 2,
+       "3 more failures open it again, for 500 ms: a success reset the "
+       "count", d.read_log()[-1500:])
+t_open = time.time()
+time.sleep(0.6)
+before = len(down.got)
+e5 = post_id(d, ev(5))
+x = dead(d, "down", e5)
+tap.eq(((x or {}).get("reason"), (x or {}).get("attempts"),
+        len(down.got) - before), ("http_500", 1, 1),
+       "half open, one attempt decides: it failed, and is not retried")
+tap.ok(d.wait_log(r"consumer=down circuit open for 1000 ms after 4 ") is
+       not None, "a failed attempt while half open opens the circuit for "
+       "twice as long", d.read_log()[-1500:])
+tap.eq(d.stop(), 0, "ctrd stops cleanly")
+
+# --- overload ---------------------------------------------------------------
+
+# overload_busy_pct 0 stands in for a loop that is busy all the time, so
+# that only the wait of the oldest delivery decides.
+slow = Receiver(tap, delay=0.4)
+o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url,
+                          "max_in_flight": 1}],
+         extra="overload_lag_ms: 100\noverload_busy_pct: 0")
+if not tap.ok(o.start(), "a ctrd with overload_busy_pct 0 starts",
+              o.read_log()):
+    tap.finish()
+a, b = post_id(o, ev(1)), post_id(o, ev(2))
+tap.ok(a is not None and b is not None, "two events are accepted: one in "
+       "flight, one waiting")
+time.sleep(0.2)
+st, h, body = o.post(ev(3))
+tap.eq((st, h.get("retry-after"),
+        (body or {}).get("error", {}).get("code")),
+       (503, "1", "overloaded"), "once a delivery has waited 100 ms, a new "
+       "event gets 503 overloaded with Retry-After: 1")
+tap.ok(o.wait_log(r"overloaded: refusing events with 503") is not None,
+       "the log says ctrd is refusing events")
+tap.eq(metric(o, 'ctrd_events_total{producer="runner",result="overloaded"}'),
+       1.0, "/metrics counts the refused event as overloaded")
+tap.ok(slow.wait_for_id(a, 3) is not None and
+       slow.wait_for_id(b, 3) is not None,
+       "both accepted events are delivered")
+c = post_id(o, ev(4))
+tap.ok(c is not None and slow.wait_for_id(c, 3) is not None,
+       "with nothing waiting, events are accepted again")
+tap.eq(len(slow.got), 3, "the refused event was never delivered")
+tap.eq(o.stop(), 0, "ctrd stops cleanly")
+
+# The defaults: a consumer that is merely slow, while ctrd idles, is no
+# reason to refuse anybody.
+slow2 = Receiver(tap, delay=0.4)
+q = Ctrd(tap, consumers=[{"name": "slow", "url": slow2.url,
+                          "max_in_flight": 1}])
+if not tap.ok(q.start(), "a ctrd with the default overload settings "
+              "starts", q.read_log()):
+    tap.finish()
+a, b = post_id(q, ev(1)), post_id(q, ev(2))
+time.sleep(0.2)
+c = post_id(q, ev(3))
+tap.ok(None not in (a, b, c), "a slow consumer alone does not make an idle "
+       "ctrd refuse events")
+tap.ok(slow2.wait_for_id(c, 5) is not None, "and all three are delivered")
+tap.eq(q.stop(), 0, "ctrd stops cleanly")
+
+tap.finish()
