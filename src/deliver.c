@@ -32,6 +32,7 @@
 #define BACKOFF_MAX_MS		400
 #define ATTEMPT_MIN_MS		5	/* less left is not worth a try */
 #define EASY_POOL_MAX		256
+#define DL_BUF_MAX		(64 * 1024)	/* written when fuller */
 #define DISCORD_REPLY_MAX	4096	/* kept, for a 429's retry_after */
 #define BREAKER_FIRST_MS	500	/* first time a circuit stays open */
 #define BREAKER_MAX_MS		30000	/* doubling up to this */
@@ -112,8 +113,13 @@ static struct delivery	*wire;			/* attempts in curl */
 static size_t		 pending;
 static CURL		*easy_pool[EASY_POOL_MAX];
 static int		 neasy_pool;
+/* Dead-letter lines not yet written, all to dl_fd. */
+static char		*dl_buf;
+static size_t		 dl_len, dl_cap, dl_lines;
+static int		 dl_fd = -1;
 
 static void	pump(struct consumer *);
+static void	dl_flush(void);
 static void	pump_discord(struct consumer *);
 static void	discord_done(struct delivery *, CURLcode);
 static void	finish(struct delivery *, const char *reason);
@@ -139,6 +145,8 @@ fanout_destroy(struct fanout *fo)
 			*pp = fo->next;
 			break;
 		}
+	if (dl_len > 0)
+		dl_flush();	/* lines may be waiting for this descriptor */
 	if (fo->dead_letter_fd != -1 &&
 	    (current == NULL || current->dead_letter_fd != fo->dead_letter_fd))
 		close(fo->dead_letter_fd);
@@ -282,10 +290,9 @@ deliver_overloaded(void)
 static void
 write_dead_letter(struct delivery *d, const char *reason)
 {
-	char stamp[32], *head, *line;
+	char stamp[32], *head;
 	cJSON *o;
 	size_t hlen, len;
-	ssize_t n;
 	int fd = d->c->fo->dead_letter_fd;
 
 	o = cJSON_CreateObject();
@@ -298,20 +305,75 @@ write_dead_letter(struct delivery *d, const char *reason)
 		cJSON_AddNumberToObject(o, "last_status", (double)d->status);
 	if (d->error[0] != '\0')
 		cJSON_AddStringToObject(o, "last_error", d->error);
-	head = cJSON_PrintUnformatted(o);
+	head = json_print(o, &hlen);
 	cJSON_Delete(o);
-	hlen = strlen(head) - 1;		/* without the closing brace */
+	hlen--;					/* without the closing brace */
 	len = hlen + strlen(",\"event\":") + d->body->len + 2;
-	line = xmalloc(len + 1);
-	snprintf(line, len + 1, "%.*s,\"event\":%s}\n", (int)hlen, head,
-	    d->body->data);
+	if (fd == -1) {
+		log_warnx("no dead-letter file for event=%s consumer=%s; the "
+		    "delivery is recorded only in this line", d->body->id,
+		    d->c->cf->name);
+		free(head);
+		return;
+	}
+	if (dl_len > 0 && (dl_fd != fd || dl_len + len > DL_BUF_MAX))
+		dl_flush();
+	if (dl_len + len > dl_cap) {
+		dl_cap = dl_len + len > DL_BUF_MAX ? dl_len + len : DL_BUF_MAX;
+		dl_buf = xrealloc(dl_buf, dl_cap);
+	}
+	dl_fd = fd;
+	memcpy(dl_buf + dl_len, head, hlen);
+	dl_len += hlen;
+	memcpy(dl_buf + dl_len, ",\"event\":", strlen(",\"event\":"));
+	dl_len += strlen(",\"event\":");
+	memcpy(dl_buf + dl_len, d->body->data, d->body->len);
+	dl_len += d->body->len;
+	memcpy(dl_buf + dl_len, "}\n", 2);
+	dl_len += 2;
+	dl_lines++;
 	free(head);
-	n = fd == -1 ? -1 : write(fd, line, len);
-	if (n != (ssize_t)len)
-		log_warn("dead-letter write failed event=%s consumer=%s; "
-		    "the delivery is recorded only in this line",
-		    d->body->id, d->c->cf->name);
-	free(line);
+}
+
+/*
+ * Dead-letter lines wait in memory for the end of the loop turn, and are
+ * written there in one go: after libcurl has sent the turn's deliveries,
+ * so that healthy consumers never wait for a broken one's paperwork.
+ * Every line also has its "dead-lettered" log line, which names the event
+ * should the write fail.
+ */
+static void
+dl_flush(void)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < dl_len) {
+		if ((n = write(dl_fd, dl_buf + off, dl_len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("dead-letter write failed: %zu lines lost; "
+			    "their dead-lettered log lines name the events",
+			    dl_lines);
+			break;
+		}
+		off += (size_t)n;
+	}
+	dl_len = 0;
+	dl_lines = 0;
+}
+
+static int64_t
+dl_next(void *arg)
+{
+	return -1;		/* nothing to wake up for */
+}
+
+static void
+dl_run(void *arg)
+{
+	if (dl_len > 0)
+		dl_flush();
 }
 
 /* A delivery's life ends here, whatever the outcome. */
@@ -1005,6 +1067,7 @@ deliver_init(void)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
 	loop_hook(next_due, run_due, NULL);
+	loop_hook(dl_next, dl_run, NULL);	/* after run_due: see dl_flush */
 }
 
 /* A consumer's types list, when it has one, names the types it takes. */
@@ -1124,6 +1187,8 @@ deliver_abandon(void)
 void
 deliver_free(void)
 {
+	if (dl_len > 0)
+		dl_flush();
 	if (current != NULL) {
 		fanout_unref(current);
 		current = NULL;
@@ -1134,4 +1199,7 @@ deliver_free(void)
 		curl_multi_cleanup(multi);
 	multi = NULL;
 	curl_global_cleanup();
+	free(dl_buf);
+	dl_buf = NULL;
+	dl_cap = 0;
 }
