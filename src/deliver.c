@@ -1067,7 +1067,8 @@ deliver_init(void)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
 	loop_hook(next_due, run_due, NULL);
-	loop_hook(dl_next, dl_run, NULL);	/* after run_due: see dl_flush */
+	/* After run_due, so that a turn's requests are out first: dl_flush */
+	loop_hook(dl_next, dl_run, NULL);
 }
 
 /* A consumer's types list, when it has one, names the types it takes. */
