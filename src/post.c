@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -26,6 +27,8 @@
 #define FILE_MAX	(4 * 1024 * 1024)
 #define TIMEOUT_MS	10000L
 #define CONNECT_MS	3000L
+#define BUSY_TRIES	5	/* attempts while ctrd answers 503 */
+#define BUSY_WAIT_MAX	10	/* longest Retry-After waited for, s */
 
 struct poster {
 	CURL			*curl;
@@ -37,6 +40,7 @@ struct poster {
 struct reply {
 	char	*buf;
 	size_t	 len;
+	long	 retry_after;	/* seconds, or -1 */
 };
 
 int
@@ -105,6 +109,27 @@ on_reply(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+static size_t
+on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct reply *r = arg;
+	size_t n = size * nmemb;
+	char buf[16], *end;
+	long v;
+
+	if (n > 12 && n - 12 < sizeof(buf) &&
+	    strncasecmp(data, "Retry-After:", 12) == 0) {
+		memcpy(buf, data + 12, n - 12);
+		buf[n - 12] = '\0';
+		v = strtol(buf, &end, 10);
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		if (*end == '\0' && end != buf && v >= 0)
+			r->retry_after = v;
+	}
+	return n;
+}
+
 struct poster *
 post_open(const char *url, const char *key, int legacy)
 {
@@ -151,18 +176,35 @@ post_open(const char *url, const char *key, int legacy)
 int
 post_body(struct poster *p, const char *body, size_t len, char **reply)
 {
-	struct reply r = { NULL, 0 };
+	struct reply r;
 	CURLcode rc;
-	long status = 0;
+	long status;
+	int tries = 0;
 
+again:
+	memset(&r, 0, sizeof(r));
+	r.retry_after = -1;
+	status = 0;
 	p->error[0] = '\0';
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)len);
 	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(p->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(p->curl, CURLOPT_HEADERDATA, &r);
 	rc = curl_easy_perform(p->curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+	/* A busy ctrd says when to come back: wait that long and send the
+	 * same body again, a few times; nothing of it was accepted. */
+	if (rc == CURLE_OK && status == 503 && r.retry_after >= 0 &&
+	    r.retry_after <= BUSY_WAIT_MAX && ++tries < BUSY_TRIES) {
+		fprintf(stderr, "ctrctl: %s: 503, retrying in %ld s\n",
+		    p->url, r.retry_after);
+		free(r.buf);
+		sleep((unsigned)r.retry_after);
+		goto again;
+	}
 	if (rc != CURLE_OK || status < 100) {
 		fprintf(stderr, "ctrctl: %s: %s\n", p->url,
 		    p->error[0] != '\0' ? p->error : rc != CURLE_OK ?
