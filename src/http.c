@@ -336,6 +336,9 @@ check_framing(struct MHD_Connection *conn, int *done)
 	return MHD_YES;
 }
 
+static int64_t		 shed_logged;	/* mono ms of the last line */
+static unsigned		 shed_count;	/* refused since */
+
 static enum MHD_Result
 admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 {
@@ -381,6 +384,24 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 		return reply_error(conn, 503, "shutting_down",
 		    MHD_HTTP_HEADER_RETRY_AFTER, "1",
 		    "the server is shutting down; retry shortly");
+	/* Shed load before any work is spent on the event, its body
+	 * included (libmicrohttpd discards what it did not hand us): what
+	 * ctrd has accepted must still land within its budget. */
+	if (deliver_overloaded()) {
+		metrics_producer(p->name)->events[EVENT_OVERLOADED]++;
+		/* One line a second, not one an event: the log is work. */
+		shed_count++;
+		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
+			log_warnx("overloaded: refusing events with 503 "
+			    "(%u since the last such line, producer=%s)",
+			    shed_count, p->name);
+			shed_logged = mono_ms();
+			shed_count = 0;
+		}
+		return reply_error(conn, 503, "overloaded",
+		    MHD_HTTP_HEADER_RETRY_AFTER, "1", "ctrd is at capacity; "
+		    "retry after the seconds Retry-After gives");
+	}
 	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!json_media_type(v))
@@ -540,9 +561,6 @@ log_ingest(struct MHD_Connection *conn, struct request *r, int status,
 	    field, client_addr(conn, addr, sizeof(addr)));
 }
 
-static int64_t		 shed_logged;	/* mono ms of the last line */
-static unsigned		 shed_count;	/* refused since */
-
 static enum MHD_Result
 ingest(struct MHD_Connection *conn, struct request *r)
 {
@@ -558,24 +576,6 @@ ingest(struct MHD_Connection *conn, struct request *r)
 	if (r->discarded > 0)
 		return reply_error(conn, 413, "body_too_large", NULL, NULL,
 		    "the body is over %zu bytes", cf->body_max);
-	/* Shed load before any work is spent on the event: what ctrd has
-	 * accepted must still land within its budget. */
-	if (deliver_overloaded()) {
-		metrics_producer(r->producer->name)->
-		    events[EVENT_OVERLOADED]++;
-		/* One line a second, not one an event: the log is work. */
-		shed_count++;
-		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
-			log_warnx("overloaded: refusing events with 503 "
-			    "(%u since the last such line, producer=%s)",
-			    shed_count, r->producer->name);
-			shed_logged = mono_ms();
-			shed_count = 0;
-		}
-		return reply_error(conn, 503, "overloaded",
-		    MHD_HTTP_HEADER_RETRY_AFTER, "1", "ctrd is at capacity; "
-		    "retry after the seconds Retry-After gives");
-	}
 	if ((doc = json_parse_strict(r->buf != NULL ? r->buf : "", r->len,
 	    cf->json_depth_max, cf->entry_max, &jerr)) == NULL) {
 		log_info("ingest status=%d producer=%s code=%s",
