@@ -56,6 +56,7 @@ struct consumer {
 	char			**header_lines;	/* "Name: value" */
 	/* kind discord: one request at a time, paused by rate limits */
 	char			*discord_url;
+	CURLU			*curlu;		/* the URL, parsed once */
 	int64_t			 paused_until;	/* mono ms, 0: not paused */
 	int			 failures;	/* in a row, for backoff */
 	/* kind webhook: the circuit breaker.  Closed: open_until is 0.
@@ -153,6 +154,7 @@ fanout_destroy(struct fanout *fo)
 	for (i = 0; i < fo->nconsumers; i++) {
 		c = &fo->consumers[i];
 		free(c->discord_url);
+		curl_url_cleanup(c->curlu);
 		for (k = 0; k < c->cf->nheaders; k++)
 			free(c->header_lines[k]);
 		free(c->header_lines);
@@ -217,6 +219,16 @@ fanout_install(struct config *cf, int dead_letter_fd)
 		}
 		if (c->cf->kind == CONSUMER_DISCORD)
 			c->discord_url = discord_url(c->cf);
+		/* Parsed once, or libcurl parses the text at every attempt.
+		 * Should libcurl refuse what the configuration accepted,
+		 * attempts take the text and fail with libcurl's reason. */
+		if ((c->curlu = curl_url()) == NULL)
+			fatalx("curl_url failed");
+		if (curl_url_set(c->curlu, CURLUPART_URL, c->discord_url !=
+		    NULL ? c->discord_url : c->cf->url, 0) != CURLUE_OK) {
+			curl_url_cleanup(c->curlu);
+			c->curlu = NULL;
+		}
 	}
 	fo->refs = 1;
 	fo->next = fanouts;
@@ -521,7 +533,7 @@ attempt(struct delivery *d)
 {
 	struct consumer *c = d->c;
 	int64_t left = d->deadline - mono_ms();
-	const char *url = c->cf->url, *data = d->body->data;
+	const char *data = d->body->data;
 	size_t len = d->body->len;
 	struct delivery *x;
 	CURL *e;
@@ -533,7 +545,6 @@ attempt(struct delivery *d)
 			c->m->retries++;
 	}
 	if (c->cf->kind == CONSUMER_DISCORD) {
-		url = c->discord_url;
 		data = d->payload;
 		len = d->payload_len;
 		discord_limit_init(&d->limit);
@@ -545,7 +556,11 @@ attempt(struct delivery *d)
 	d->error[0] = '\0';
 	d->hdrs = headers_for(d);
 	d->easy = e = easy_get();
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	if (c->curlu != NULL)
+		curl_easy_setopt(e, CURLOPT_CURLU, c->curlu);
+	else
+		curl_easy_setopt(e, CURLOPT_URL, c->discord_url != NULL ?
+		    c->discord_url : c->cf->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->hdrs);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, data);
