@@ -62,7 +62,8 @@ struct consumer {
 	/* kind webhook: the circuit breaker.  Closed: open_until is 0.
 	 * Open: until open_until, every delivery is dead-lettered at once.
 	 * Half open, after that: one attempt, whose outcome closes or opens
-	 * it again for twice as long. */
+	 * it again for twice as long.  XXX: kept per generation, so a
+	 * reload closes every circuit. */
 	int64_t			 open_until;	/* mono ms */
 	unsigned		 trips;		/* openings in a row */
 };
@@ -261,6 +262,8 @@ deliver_pending(void)
  * attempt: then ctrd, not a consumer, is what holds events up.  It lasts
  * while a delivery has waited half as long and the loop is busy at least
  * half as much (refusing is cheaper than accepting, so the load falls).
+ * XXX: requests not yet read are not seen; ctrd saturated by ingest alone
+ * slows its producers down rather than answering 503.
  */
 int
 deliver_overloaded(void)

@@ -2,7 +2,8 @@
 # white space.  TAP: one check per file.
 src=${CTR_SRCDIR:-.}
 n=0 bad=0
-for f in "$src"/src/*.c "$src"/src/*.h "$src"/tests/*.c "$src"/tests/*.h; do
+for f in "$src"/src/*.c "$src"/src/*.h "$src"/tests/*.c "$src"/tests/*.h \
+    "$src"/bench/*.c "$src"/bench/*.h; do
 	[ -f "$f" ] || continue
 	n=$((n + 1))
 	long=$(expand "$f" | awk 'length > 79 { print FILENAME ":" NR }' \
