@@ -54,4 +54,9 @@ tap.ok("ERROR SUMMARY: 0 errors" in log, "valgrind reports 0 errors",
        "\n".join(l for l in log.splitlines() if "==" in l)[-3000:])
 tap.ok("definitely lost" not in log or "definitely lost: 0" in log,
        "nothing definitely lost")
+reasons = {x.get("reason") for x in d.dead_letters()
+           if x.get("consumer") == "closed"}
+tap.ok("connect_failed" in reasons and "circuit_open" in reasons,
+       "the closed port's failures opened its circuit, so that path ran "
+       "under valgrind too", reasons)
 tap.finish()
