@@ -224,6 +224,12 @@ static const struct opt producer_opts[] = {
 	{ .name = "types", .type = OT_GLOBS, .off = PF(types),
 	  .off_n = PF(ntypes),
 	  .help = "globs the event type must match; none: any" },
+	{ .name = "rate_limit", .type = OT_UINT, .min = 0, .max = 1000000,
+	  .def = 0, .off = PF(rate_limit),
+	  .help = "events a second this producer may send; 0: no limit" },
+	{ .name = "rate_burst", .type = OT_UINT, .min = 0, .max = 1000000,
+	  .def = 0, .off = PF(rate_burst),
+	  .help = "events it may send at once; 0: twice rate_limit" },
 };
 
 static const struct opt consumer_opts[] = {

@@ -20,6 +20,8 @@ struct producer_conf {
 	size_t		 nsources;
 	char		**types;	/* globs; ntypes == 0 allows any */
 	size_t		 ntypes;
+	unsigned	 rate_limit;	/* events a second; 0: none */
+	unsigned	 rate_burst;	/* bucket size; 0: 2 * rate_limit */
 };
 
 enum consumer_kind {

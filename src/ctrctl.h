@@ -41,8 +41,8 @@ struct poster	*post_open(const char *url, const char *key, int legacy);
  * POST body[0..len) as JSON.  Returns the HTTP status and sets *reply to
  * the reply body (NUL-terminated, owned by the caller), or returns -1
  * after a message on stderr when no HTTP answer came (connection refused,
- * timeout).  A 503 with a Retry-After of at most 10 seconds is waited out
- * and the body sent again, up to 5 attempts in all.
+ * timeout).  A 503 or 429 with a Retry-After of at most 10 seconds is
+ * waited out and the body sent again, up to 5 attempts in all.
  */
 int		 post_body(struct poster *, const char *body, size_t len,
 		    char **reply);

@@ -339,6 +339,60 @@ check_framing(struct MHD_Connection *conn, int *done)
 static int64_t		 shed_logged;	/* mono ms of the last line */
 static unsigned		 shed_count;	/* refused since */
 
+/*
+ * A producer's rate limit, as a token bucket: rate_limit tokens a second
+ * up to the burst, one an event.  With take, n tokens are taken if there
+ * are n; without, they are only looked for.  Returns 0, or -1 with *wait
+ * the whole seconds until there will be n.  The bucket holds at least
+ * BATCH_MAX, so that a full batch always gets in in the end.
+ */
+static int
+rate_check(const struct producer_conf *p, struct mproducer *m, size_t n,
+    int take, unsigned *wait)
+{
+	double cap, rate = p->rate_limit, need;
+	int64_t now = mono_ms();
+
+	if (p->rate_limit == 0)
+		return 0;
+	cap = p->rate_burst != 0 ? p->rate_burst : 2.0 * rate;
+	if (cap < BATCH_MAX)
+		cap = BATCH_MAX;
+	m->tokens = m->tokens_at == 0 ? cap :
+	    m->tokens + (double)(now - m->tokens_at) * rate / 1000.0;
+	if (m->tokens > cap)
+		m->tokens = cap;
+	m->tokens_at = now;
+	if (m->tokens >= (double)n) {
+		if (take)
+			m->tokens -= (double)n;
+		return 0;
+	}
+	need = ((double)n - m->tokens) / rate;
+	*wait = need < 1.0 ? 1 : (unsigned)need + (need > (unsigned)need);
+	return -1;
+}
+
+static enum MHD_Result
+refuse_rate(struct MHD_Connection *conn, const struct producer_conf *p,
+    struct mproducer *m, size_t n, unsigned wait)
+{
+	char secs[16];
+
+	m->events[EVENT_RATE_LIMITED] += n;
+	/* One line a second per producer: a flood must not fill the log. */
+	if (m->limited_logged == 0 || mono_ms() >= m->limited_logged + 1000) {
+		log_warnx("rate-limited producer=%s: over %u events a second",
+		    p->name, p->rate_limit);
+		m->limited_logged = mono_ms();
+	}
+	snprintf(secs, sizeof(secs), "%u", wait);
+	return reply_error(conn, 429, "rate_limited",
+	    MHD_HTTP_HEADER_RETRY_AFTER, secs, "producer %s may send %u "
+	    "events a second; retry after the seconds Retry-After gives",
+	    p->name, p->rate_limit);
+}
+
 static enum MHD_Result
 admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 {
@@ -351,6 +405,8 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	unsigned long long clen = 0;
 	size_t keylen;
 	enum MHD_Result ret;
+	struct mproducer *m;
+	unsigned wait;
 	char *end;
 	int done;
 
@@ -384,11 +440,14 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 		return reply_error(conn, 503, "shutting_down",
 		    MHD_HTTP_HEADER_RETRY_AFTER, "1",
 		    "the server is shutting down; retry shortly");
+	m = metrics_producer(p->name);
+	if (rate_check(p, m, 1, 0, &wait) == -1)
+		return refuse_rate(conn, p, m, 1, wait);
 	/* Shed load before any work is spent on the event, its body
 	 * included (libmicrohttpd discards what it did not hand us): what
 	 * ctrd has accepted must still land within its budget. */
 	if (deliver_overloaded()) {
-		metrics_producer(p->name)->events[EVENT_OVERLOADED]++;
+		m->events[EVENT_OVERLOADED]++;
 		/* One line a second, not one an event: the log is work. */
 		shed_count++;
 		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
@@ -571,6 +630,7 @@ ingest(struct MHD_Connection *conn, struct request *r)
 	const cJSON *item;
 	size_t n = 0, accepted = 0, i;
 	int64_t recv_ms = now_ms(), recv_mono = mono_ms();
+	unsigned wait;
 	int status, batch;
 
 	if (r->discarded > 0)
@@ -591,13 +651,22 @@ ingest(struct MHD_Connection *conn, struct request *r)
 			    "batch_too_large", NULL, NULL,
 			    "send 1 to %d events in an array", BATCH_MAX);
 		}
+	} else
+		n = 1;
+	/* Every event of a batch counts against the producer's limit, and
+	 * a batch gets in whole or not at all. */
+	if (rate_check(r->producer, metrics_producer(r->producer->name), n,
+	    1, &wait) == -1) {
+		cJSON_Delete(doc);
+		return refuse_rate(conn, r->producer,
+		    metrics_producer(r->producer->name), n, wait);
+	}
+	if (batch) {
 		i = 0;
 		cJSON_ArrayForEach(item, doc)
 			ingest_entry(r, item, recv_ms, recv_mono, &res[i++]);
-	} else {
-		n = 1;
+	} else
 		ingest_entry(r, doc, recv_ms, recv_mono, &res[0]);
-	}
 	cJSON_Delete(doc);
 
 	for (i = 0; i < n; i++)

@@ -17,7 +17,8 @@ static const int64_t bucket_ms[LATENCY_BUCKETS] = {
 };
 
 static const char *event_results[EVENT_RESULTS] = {
-	"accepted", "invalid", "forbidden", "queue_full", "overloaded"
+	"accepted", "invalid", "forbidden", "queue_full", "overloaded",
+	"rate_limited"
 };
 
 static const char *delivery_outcomes[DELIVERY_OUTCOMES] = {

@@ -11,6 +11,7 @@ enum event_result {
 	EVENT_FORBIDDEN,	/* 403 */
 	EVENT_QUEUE_FULL,	/* 503 */
 	EVENT_OVERLOADED,	/* 503 */
+	EVENT_RATE_LIMITED,	/* 429 */
 	EVENT_RESULTS
 };
 
@@ -30,6 +31,10 @@ struct mproducer {
 	char			*name;
 	uint64_t		 seq;
 	uint64_t		 events[EVENT_RESULTS];
+	/* its rate limit's token bucket, kept across reloads too */
+	double			 tokens;
+	int64_t			 tokens_at;	/* mono ms; 0: never used */
+	int64_t			 limited_logged; /* mono ms of the last line */
 	struct mproducer	*next;
 };
 

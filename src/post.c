@@ -195,12 +195,14 @@ again:
 	rc = curl_easy_perform(p->curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
-	/* A busy ctrd says when to come back: wait that long and send the
-	 * same body again, a few times; nothing of it was accepted. */
-	if (rc == CURLE_OK && status == 503 && r.retry_after >= 0 &&
+	/* A busy ctrd, or one that holds this producer to its rate, says
+	 * when to come back: wait that long and send the same body again,
+	 * a few times; nothing of it was accepted. */
+	if (rc == CURLE_OK && (status == 503 || status == 429) &&
+	    r.retry_after >= 0 &&
 	    r.retry_after <= BUSY_WAIT_MAX && ++tries < BUSY_TRIES) {
-		fprintf(stderr, "ctrctl: %s: 503, retrying in %ld s\n",
-		    p->url, r.retry_after);
+		fprintf(stderr, "ctrctl: %s: %ld, retrying in %ld s\n",
+		    p->url, status, r.retry_after);
 		free(r.buf);
 		sleep((unsigned)r.retry_after);
 		goto again;

@@ -223,7 +223,7 @@ class Ctrd:
                           consumers or [], extra)
 
     def write_config(self, producers, consumers, extra=""):
-        """producers: dicts with name and optional sources/types;
+        """producers: dicts with name and any other producer options;
         consumers: dicts written as YAML flow mappings."""
         out = ["listen: \"127.0.0.1:0\"",
                "secret_file: %s" % self.secret_file,
@@ -238,8 +238,8 @@ class Ctrd:
             out.append("  - name: %s" % name)
             out.append("    key_hash: %s" % key_hash(self.secret,
                                                      self.keys[name]))
-            for k in ("sources", "types"):
-                if k in p:
+            for k in sorted(p):
+                if k != "name":
                     out.append("    %s: %s" % (k, json.dumps(p[k])))
         out.append("consumers:" if consumers else "consumers: []")
         for c in consumers:

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""A consumer's circuit breaker, and ctrd refusing events with 503
-overloaded while its own deliveries fall behind."""
+"""Load protection: a consumer's circuit breaker, ctrd refusing events
+with 503 overloaded while its own deliveries fall behind, and producers'
+rate limits."""
 
 import http.client
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -186,5 +188,48 @@ tap.ok(None not in (a, b, c), "a slow consumer alone does not make an idle "
        "ctrd refuse events")
 tap.ok(slow2.wait_for_id(c, 5) is not None, "and all three are delivered")
 tap.eq(q.stop(), 0, "ctrd stops cleanly")
+
+# --- producer rate limits ---------------------------------------------------
+
+sink = Receiver(tap)
+r = Ctrd(tap, producers=[{"name": "runner"},
+                         {"name": "limited", "rate_limit": 5,
+                          "rate_burst": 10}],
+         consumers=[{"name": "all", "url": sink.url}])
+if not tap.ok(r.start(), "a ctrd with a rate-limited producer starts",
+              r.read_log()):
+    tap.finish()
+got = [r.post(ev(i), producer="limited") for i in range(11)]
+tap.eq([g[0] for g in got], [202] * 10 + [429], "rate_limit 5 with "
+       "rate_burst 10: ten events at once get in, the eleventh gets 429")
+st, h, body = got[10]
+tap.eq((h.get("retry-after"), (body or {}).get("error", {}).get("code")),
+       ("1", "rate_limited"), "the 429 is rate_limited, with Retry-After: 1")
+tap.eq(r.post(ev(0), producer="runner")[0], 202,
+       "another producer is not held back")
+tap.ok(r.wait_log(r"rate-limited producer=limited: over 5 events a "
+                  r"second") is not None, "the log names the producer")
+time.sleep(1.1)             # five or so tokens again
+st, _, body = r.post([ev(i) for i in range(5)], producer="limited")
+tap.eq((st, (body or {}).get("accepted")), (202, 5),
+       "a second later a batch of five gets in")
+st, _, body = r.post([ev(i) for i in range(3)], producer="limited")
+tap.eq((st, (body or {}).get("error", {}).get("code")),
+       (429, "rate_limited"), "a batch the bucket cannot hold whole is "
+       "refused whole")
+r.signal(signal.SIGHUP)
+tap.ok(r.wait_log(r"reloaded") is not None, "ctrd reloads")
+tap.eq(r.post(ev(0), producer="limited")[0], 429,
+       "a reload does not refill the producer's allowance")
+tap.eq(metric(r, 'ctrd_events_total{producer="limited",'
+              'result="accepted"}'), 15.0,
+       "/metrics: the limited producer had 15 events accepted")
+# A request refused before its body is read counts as one event.
+tap.ok((metric(r, 'ctrd_events_total{producer="limited",'
+               'result="rate_limited"}') or 0) >= 3,
+       "and counts its refused requests as rate_limited")
+ids = [e["id"] for e in sink.wait(16, 5) and sink.events()]
+tap.eq(len(ids), 16, "exactly the 16 accepted events were delivered")
+tap.eq(r.stop(), 0, "ctrd stops cleanly")
 
 tap.finish()
