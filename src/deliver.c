@@ -1003,6 +1003,22 @@ pump_discord(struct consumer *c)
 	fanout_unref(fo);
 }
 
+/* Discord's global limit holds every webhook: pause them all. */
+static void
+pause_all_discord(struct fanout *fo, int64_t until)
+{
+	struct consumer *c;
+	size_t i;
+
+	log_info("discord global rate limit: every Discord consumer paused "
+	    "for %" PRId64 " ms", until - mono_ms());
+	for (i = 0; i < fo->nconsumers; i++) {
+		c = &fo->consumers[i];
+		if (c->cf->kind == CONSUMER_DISCORD && c->paused_until < until)
+			c->paused_until = until;
+	}
+}
+
 static void
 discord_done(struct delivery *lead, CURLcode rc)
 {
@@ -1034,6 +1050,9 @@ discord_done(struct delivery *lead, CURLcode rc)
 		log_info("consumer=%s paused for %" PRId64 " ms (status %ld)",
 		    c->cf->name, pause, status);
 	}
+	if (pause > 0 && discord_limit_global(&lead->limit, status,
+	    lead->reply, lead->reply_len))
+		pause_all_discord(fo, now + pause);
 
 	/* The lead is freed first in the loop below; keep its error. */
 	memcpy(error, lead->error, sizeof(error));

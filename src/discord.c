@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -951,6 +952,7 @@ discord_limit_init(struct discord_limit *l)
 	l->remaining = 0;
 	l->reset_after_ms = -1;
 	l->retry_after_ms = -1;
+	l->global = 0;
 }
 
 /*
@@ -1028,6 +1030,11 @@ discord_limit_header(struct discord_limit *l, const char *line, size_t len)
 	} else if (name_is(line, name_end, "x-ratelimit-reset-after")) {
 		if ((x = parse_seconds(val)) != -1)
 			l->reset_after_ms = x;
+	} else if (name_is(line, name_end, "x-ratelimit-global")) {
+		l->global = strcasecmp(val, "true") == 0;
+	} else if (name_is(line, name_end, "x-ratelimit-scope")) {
+		if (strcasecmp(val, "global") == 0)
+			l->global = 1;
 	} else if (name_is(line, name_end, "retry-after")) {
 		/* XXX: the HTTP-date form of Retry-After is ignored;
 		 * Discord sends seconds. */
@@ -1064,15 +1071,32 @@ body_retry_after(const char *body, size_t len)
 	return ms;
 }
 
+int
+discord_limit_global(const struct discord_limit *l, long status,
+    const char *body, size_t len)
+{
+	cJSON *doc;
+	int global;
+
+	if (status != 429)
+		return 0;
+	if (l->global)
+		return 1;
+	if (body == NULL || len == 0 ||
+	    (doc = cJSON_ParseWithLength(body, len)) == NULL)
+		return 0;
+	global = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc,
+	    "global"));
+	cJSON_Delete(doc);
+	return global;
+}
+
 int64_t
 discord_pause_ms(const struct discord_limit *l, long status,
     const char *body, size_t len)
 {
 	int64_t ms;
 
-	/* XXX: a 429 with "global": true limits every webhook from this
-	 * host, but only this one is paused; the others will find out on
-	 * their own next request. */
 	if (status == 429) {
 		if ((ms = body_retry_after(body, len)) == -1)
 			ms = l->retry_after_ms;

@@ -39,6 +39,7 @@ struct discord_limit {
 	long	remaining;		/* X-RateLimit-Remaining */
 	int64_t	reset_after_ms;		/* X-RateLimit-Reset-After, or -1 */
 	int64_t	retry_after_ms;		/* Retry-After header, or -1 */
+	int	global;			/* X-RateLimit-Global or -Scope */
 };
 
 /* Reset l to "nothing known". */
@@ -53,6 +54,13 @@ void	 discord_limit_header(struct discord_limit *l, const char *line,
  * (seconds, fractional) or else the headers; for any reply whose
  * remaining count is 0, its reset-after.  0 means no wait.
  */
+/*
+ * Whether a 429 is Discord's global limit, which holds every webhook this
+ * host calls, not only the one that got it: said by the body's "global":
+ * true or by the X-RateLimit-Global or X-RateLimit-Scope header.
+ */
+int	 discord_limit_global(const struct discord_limit *l, long status,
+	    const char *body, size_t len);
 int64_t	 discord_pause_ms(const struct discord_limit *l, long status,
 	    const char *body, size_t len);
 

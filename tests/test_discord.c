@@ -935,6 +935,41 @@ test_limits(void)
 	    "503 with Retry-After is not a rate limit");
 }
 
+static void
+test_global(void)
+{
+	struct discord_limit l;
+	const char *body = "{\"message\":\"You are being rate limited.\","
+	    "\"retry_after\":1.5,\"global\":true}";
+	const char *local = "{\"retry_after\":1.5,\"global\":false}";
+
+	discord_limit_init(&l);
+	ok(!discord_limit_global(&l, 429, local, strlen(local)),
+	    "429 with \"global\": false is this webhook's own limit");
+	ok(discord_limit_global(&l, 429, body, strlen(body)),
+	    "429 with \"global\": true is the global limit");
+	ok(!discord_limit_global(&l, 200, body, strlen(body)),
+	    "only a 429 is a limit, whatever its body says");
+	ok(!discord_limit_global(&l, 429, "{\"global\":1}", 12),
+	    "\"global\": 1 is not true");
+	ok(!discord_limit_global(&l, 429, "not json", 8),
+	    "a body that does not parse says nothing");
+	hdr(&l, "X-RateLimit-Global: true\r\n");
+	ok(l.global && discord_limit_global(&l, 429, NULL, 0),
+	    "X-RateLimit-Global: true says global without a body");
+	discord_limit_init(&l);
+	hdr(&l, "x-ratelimit-scope: GLOBAL\r\n");
+	ok(discord_limit_global(&l, 429, local, strlen(local)),
+	    "X-RateLimit-Scope: global says global, in any case");
+	discord_limit_init(&l);
+	hdr(&l, "X-RateLimit-Scope: user\r\n");
+	ok(!discord_limit_global(&l, 429, NULL, 0),
+	    "X-RateLimit-Scope: user is not global");
+	hdr(&l, "X-RateLimit-Global: true\r\n");
+	hdr(&l, "HTTP/1.1 200 OK\r\n");
+	ok(!l.global, "a new status line forgets what the last reply said");
+}
+
 int
 main(void)
 {
@@ -947,5 +982,6 @@ main(void)
 	test_url();
 	test_redact();
 	test_limits();
+	test_global();
 	return done();
 }

@@ -2,7 +2,9 @@
 that enforces Discord's documented limits and rate limits."""
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ctrtest
 from discord_standin import DiscordStandin
@@ -217,4 +219,73 @@ tap.eq(len(hook.wait(len(cases) + 1 + 12 + 2 + 3, timeout=5)),
 # daemon must have survived all of the above and stop cleanly.
 tap.eq(d.stop(), 0, "ctrd exits 0 after all of that")
 tap.ok("Sanitizer" not in d.read_log(), "no sanitizer report in the log")
+
+# --- the global rate limit --------------------------------------------------
+
+class Global(BaseHTTPRequestHandler):
+    """Two webhooks; the first request to webhook 1 gets Discord's global
+    429, everything else 200."""
+    protocol_version = "HTTP/1.1"
+    got = []                    # (time, webhook id, status)
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        wid = self.path.split("/")[3]
+        with Global.lock:
+            first = not any(w == "1" for _, w, _ in Global.got)
+            st = 429 if wid == "1" and first else 200
+            Global.got.append((time.time(), wid, st))
+        out = (b'{"message": "You are being rate limited.", '
+               b'"retry_after": 1.0, "global": true}' if st == 429 else
+               b'{"id": "1", "content": ""}')
+        self.send_response(st)
+        if st == 429:
+            self.send_header("Retry-After", "1")
+            self.send_header("X-RateLimit-Global", "true")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+gs = ThreadingHTTPServer(("127.0.0.1", 0), Global)
+threading.Thread(target=gs.serve_forever, daemon=True).start()
+tap.cleanups.append(gs.shutdown)
+base = "http://127.0.0.1:%d/api/webhooks/" % gs.server_address[1]
+g = ctrtest.Ctrd(tap, consumers=[
+    {"name": "one", "kind": "discord", "url": base + "1/tok-one",
+     "budget_ms": 4000, "pattern": {"detail": {"case": ["one"]}}},
+    {"name": "two", "kind": "discord", "url": base + "2/tok-two",
+     "budget_ms": 4000, "pattern": {"detail": {"case": ["two"]}}},
+])
+if not tap.ok(g.start(), "ctrd starts with two Discord webhooks",
+              g.read_log()):
+    tap.finish()
+g.post(ev("speedrun.start", case="one"))
+end = time.time() + 5
+while time.time() < end and not Global.got:
+    time.sleep(0.01)
+time.sleep(0.1)             # ctrd has read the 429
+g.post(ev("speedrun.start", case="two"))
+end = time.time() + 5
+while time.time() < end and not (
+        any(w == "2" for _, w, _ in Global.got) and
+        any(w == "1" and st == 200 for _, w, st in Global.got)):
+    time.sleep(0.02)
+t429 = Global.got[0][0] if Global.got else 0
+two = [t for t, w, _ in Global.got if w == "2"]
+again = [t for t, w, st in Global.got if w == "1" and st == 200]
+tap.ok(two and two[0] - t429 >= 0.9,
+       "after a global 429 on one webhook, another webhook is not called "
+       "until the pause is over", ["%.3f" % (t - t429) for t in two])
+tap.ok(again and again[0] - t429 >= 0.9,
+       "and the event that got the 429 goes again after it",
+       ["%.3f" % (t - t429) for t in again])
+tap.ok(g.wait_log(r"discord global rate limit: every Discord consumer "
+                  r"paused") is not None, "the log says so")
+tap.eq(g.stop(), 0, "ctrd stops cleanly")
 tap.finish()
