@@ -476,7 +476,8 @@ on_header(char *data, size_t size, size_t n, void *arg)
 {
 	struct delivery *d = arg;
 	size_t len = size * n;
-	char buf[32], *end;
+	char buf[48], *v, *end;
+	int64_t at;
 	double secs;
 
 	if (d->c->cf->kind == CONSUMER_DISCORD)
@@ -485,13 +486,21 @@ on_header(char *data, size_t size, size_t n, void *arg)
 	    len - 12 < sizeof(buf)) {
 		memcpy(buf, data + 12, len - 12);
 		buf[len - 12] = '\0';
-		/* XXX: only the delta-seconds form; an HTTP date is far
-		 * beyond any budget anyway and counts as "no retry". */
-		secs = strtod(buf, &end);
-		while (*end == ' ' || *end == '\r' || *end == '\n')
-			end++;
-		d->retry_after_ms = *end == '\0' && secs >= 0 &&
-		    secs < 86400 ? (int64_t)(secs * 1000) : INT64_MAX / 2;
+		for (v = buf; *v == ' ' || *v == '\t'; v++)
+			;
+		for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
+		    end[-1] == '\r' || end[-1] == '\n'); end--)
+			;
+		*end = '\0';
+		/* Seconds, or an HTTP-date: a date already past means now.
+		 * What cannot be read counts as beyond any budget. */
+		secs = strtod(v, &end);
+		if (end != v && *end == '\0' && secs >= 0 && secs < 86400)
+			d->retry_after_ms = (int64_t)(secs * 1000);
+		else if ((at = http_date_ms(v)) != -1)
+			d->retry_after_ms = at > now_ms() ? at - now_ms() : 0;
+		else
+			d->retry_after_ms = INT64_MAX / 2;
 	}
 	return len;
 }

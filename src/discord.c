@@ -1036,10 +1036,12 @@ discord_limit_header(struct discord_limit *l, const char *line, size_t len)
 		if (strcasecmp(val, "global") == 0)
 			l->global = 1;
 	} else if (name_is(line, name_end, "retry-after")) {
-		/* XXX: the HTTP-date form of Retry-After is ignored;
-		 * Discord sends seconds. */
+		/* Discord sends seconds; an HTTP-date is read all the
+		 * same, one already past as no wait. */
 		if ((x = parse_seconds(val)) != -1)
 			l->retry_after_ms = x;
+		else if ((x = http_date_ms(val)) != -1)
+			l->retry_after_ms = x > now_ms() ? x - now_ms() : 0;
 	}
 }
 

@@ -114,18 +114,26 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct reply *r = arg;
 	size_t n = size * nmemb;
-	char buf[16], *end;
+	char buf[48], *p, *end;
+	int64_t at;
 	long v;
 
 	if (n > 12 && n - 12 < sizeof(buf) &&
 	    strncasecmp(data, "Retry-After:", 12) == 0) {
 		memcpy(buf, data + 12, n - 12);
 		buf[n - 12] = '\0';
-		v = strtol(buf, &end, 10);
-		while (*end == ' ' || *end == '\r' || *end == '\n')
-			end++;
-		if (*end == '\0' && end != buf && v >= 0)
+		for (p = buf; *p == ' ' || *p == '\t'; p++)
+			;
+		for (end = p + strlen(p); end > p && (end[-1] == ' ' ||
+		    end[-1] == '\r' || end[-1] == '\n'); end--)
+			;
+		*end = '\0';
+		v = strtol(p, &end, 10);
+		if (*end == '\0' && end != p && v >= 0)
 			r->retry_after = v;
+		else if ((at = http_date_ms(p)) != -1)
+			r->retry_after = at > now_ms() ?
+			    (long)((at - now_ms() + 999) / 1000) : 0;
 	}
 	return n;
 }

@@ -146,6 +146,50 @@ fmt_rfc3339(char *buf, size_t len, int64_t ms)
 	str_copy(buf, tmp, len);
 }
 
+int64_t
+http_date_ms(const char *s)
+{
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+	    "Fri", "Sat" };
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+	    "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	time_t t;
+	int i, ok = 0;
+
+	/* Only IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": what RFC 9110
+	 * has senders use; byte by byte, since strptime heeds the locale.
+	 * XXX: the obsolete RFC 850 and asctime forms are not read. */
+	if (strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
+	    s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':' ||
+	    strcmp(s + 25, " GMT") != 0)
+		return -1;
+	for (i = 0; i < 7; i++)
+		ok |= strncmp(s, days[i], 3) == 0;
+	for (i = 0; i < 12 && strncmp(s + 8, months[i], 3) != 0; i++)
+		;
+	if (!ok || i == 12)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_mon = i;
+#define DIGITS2(p)	((p)[0] >= '0' && (p)[0] <= '9' && (p)[1] >= '0' && \
+	(p)[1] <= '9' ? ((p)[0] - '0') * 10 + (p)[1] - '0' : -1)
+	tm.tm_mday = DIGITS2(s + 5);
+	tm.tm_year = DIGITS2(s + 12) * 100 + DIGITS2(s + 14) - 1900;
+	tm.tm_hour = DIGITS2(s + 17);
+	tm.tm_min = DIGITS2(s + 20);
+	tm.tm_sec = DIGITS2(s + 23);
+	if (DIGITS2(s + 12) < 0 || DIGITS2(s + 14) < 0 || tm.tm_mday < 1 ||
+	    tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 ||
+	    tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 ||
+	    tm.tm_sec > 60)
+		return -1;
+#undef DIGITS2
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000;
+}
+
 int
 glob_match(const char *glob, const char *s)
 {

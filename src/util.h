@@ -30,6 +30,9 @@ int64_t	 mono_ms(void);
  * milliseconds, "2026-12-03T21:48:17.123Z".  buf needs 25 bytes.
  */
 void	 fmt_rfc3339(char *buf, size_t len, int64_t ms);
+/* An HTTP-date in the IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT")
+ * as milliseconds since the epoch, or -1 if s is not one. */
+int64_t	 http_date_ms(const char *s);
 /* v in decimal at p, zero-padded to width digits; returns the end.  Writes
  * at most 20 characters and no NUL. */
 char	*fmt_uint(char *p, uint64_t v, int width);

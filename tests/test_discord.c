@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -838,6 +839,9 @@ test_limits(void)
 {
 	struct discord_limit l;
 	const char *body;
+	char date[64];
+	struct tm tm;
+	time_t ahead;
 
 	discord_limit_init(&l);
 	ok(!l.has_remaining && l.reset_after_ms == -1 &&
@@ -860,7 +864,18 @@ test_limits(void)
 	hdr(&l, "Retry-After: 2\r\n");
 	ok(l.retry_after_ms == 2000, "Retry-After read");
 	hdr(&l, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n");
-	ok(l.retry_after_ms == 2000, "Retry-After date ignored");
+	ok(l.retry_after_ms == 0, "a Retry-After date already past is no "
+	    "wait");
+	ahead = time(NULL) + 5;
+	gmtime_r(&ahead, &tm);
+	strftime(date, sizeof(date), "Retry-After: %a, %d %b %Y %H:%M:%S "
+	    "GMT\r\n", &tm);
+	hdr(&l, date);
+	ok(l.retry_after_ms > 3000 && l.retry_after_ms <= 5000,
+	    "a Retry-After date 5 s ahead is a wait of up to 5 s");
+	hdr(&l, "Retry-After: Wed, 21 Oct 2015 07:28:00 UTC\r\n");
+	ok(l.retry_after_ms > 3000, "a Retry-After that is neither seconds "
+	    "nor an HTTP-date changes nothing");
 	hdr(&l, "X-RateLimit-Remaining: -1\r\n");
 	hdr(&l, "X-RateLimit-Remaining: 3abc\r\n");
 	hdr(&l, "X-RateLimit-Remaining:\r\n");

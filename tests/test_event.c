@@ -826,10 +826,70 @@ test_ids(void)
 	    "a later millisecond shows in the prefix (%s)", id);
 }
 
+/* The hand-written formatting and parsing in util.c. */
+static void
+test_util_time(void)
+{
+	char buf[32], small[8], *p;
+
+	fmt_rfc3339(buf, sizeof(buf), 0);
+	is_str(buf, "1970-01-01T00:00:00.000Z", "rfc3339 of the epoch");
+	fmt_rfc3339(buf, sizeof(buf), 1764798497123LL);
+	is_str(buf, "2025-12-03T21:48:17.123Z", "rfc3339 with milliseconds");
+	fmt_rfc3339(buf, sizeof(buf), -1);
+	is_str(buf, "1969-12-31T23:59:59.999Z", "rfc3339 just before the "
+	    "epoch borrows a second");
+	fmt_rfc3339(buf, sizeof(buf), -62135596800000LL);
+	is_str(buf, "0001-01-01T00:00:00.000Z", "rfc3339 pads year 1 to four "
+	    "digits");
+	fmt_rfc3339(buf, sizeof(buf), 253402300799999LL);
+	is_str(buf, "9999-12-31T23:59:59.999Z", "rfc3339 of the last "
+	    "millisecond of 9999");
+	fmt_rfc3339(small, sizeof(small), 0);
+	is_str(small, "1970-01", "rfc3339 into a short buffer is cut and "
+	    "terminated");
+
+	p = fmt_uint(buf, 7, 3);
+	*p = '\0';
+	is_str(buf, "007", "fmt_uint pads to the width");
+	p = fmt_uint(buf, 18446744073709551615ULL, 1);
+	*p = '\0';
+	is_str(buf, "18446744073709551615", "fmt_uint writes the largest "
+	    "value in full");
+	p = fmt_uint(buf, 0, 0);
+	*p = '\0';
+	is_str(buf, "0", "fmt_uint writes 0 as one digit");
+	str_copy(small, "abcdefghij", sizeof(small));
+	is_str(small, "abcdefg", "str_copy cuts to the buffer and "
+	    "terminates");
+
+	ok(http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT") ==
+	    784111777000LL, "http_date_ms reads an IMF-fixdate");
+	ok(http_date_ms("Thu, 03 Dec 2026 23:59:60 GMT") ==
+	    http_date_ms("Fri, 04 Dec 2026 00:00:00 GMT"),
+	    "http_date_ms takes a leap second as the next one");
+	ok(http_date_ms("Sunday, 06-Nov-94 08:49:37 GMT") == -1,
+	    "the obsolete RFC 850 form is refused");
+	ok(http_date_ms("Sun Nov  6 08:49:37 1994") == -1,
+	    "the asctime form is refused");
+	ok(http_date_ms("Sun, 06 Nov 1994 08:49:37 UTC") == -1,
+	    "a zone other than GMT is refused");
+	ok(http_date_ms("Sun, 06 Foo 1994 08:49:37 GMT") == -1,
+	    "an unknown month is refused");
+	ok(http_date_ms("Sun, 32 Nov 1994 08:49:37 GMT") == -1,
+	    "day 32 is refused");
+	ok(http_date_ms("Sun, 06 Nov 1994 24:00:00 GMT") == -1,
+	    "hour 24 is refused");
+	ok(http_date_ms("Sun, 06 Nov 19x4 08:49:37 GMT") == -1,
+	    "a year with a letter is refused");
+	ok(http_date_ms("120") == -1, "seconds are not a date");
+}
+
 int
 main(void)
 {
 	util_init();
+	test_util_time();
 	test_legacy();
 	test_putevents();
 	test_eventbridge();

@@ -4,6 +4,7 @@ keep-alive, and the delivery metrics, all against one ctrd and receivers
 this script starts on loopback."""
 
 import calendar
+import email.utils
 import json
 import re
 import sys
@@ -167,6 +168,11 @@ r_503 = Receiver(tap, statuses=(503, 200))
 r_408 = Receiver(tap, statuses=(408, 200))
 r_429z = Receiver(tap, statuses=(429, 200), headers={"Retry-After": "0"})
 r_429far = Receiver(tap, statuses=(429,), headers={"Retry-After": "10"})
+# Retry-After as an HTTP-date: one already past, and one a minute ahead.
+r_429past = Receiver(tap, statuses=(503, 200), headers={
+    "Retry-After": email.utils.formatdate(time.time() - 3600, usegmt=True)})
+r_429date = Receiver(tap, statuses=(429,), headers={
+    "Retry-After": email.utils.formatdate(time.time() + 60, usegmt=True)})
 r_404 = Receiver(tap, statuses=(404,))
 r_301 = Receiver(tap, statuses=(301,), headers={"Location": target.url})
 r_302 = Receiver(tap, statuses=(302,), headers={"Location": target.url})
@@ -210,11 +216,15 @@ consumers = [
     consumer("retry-429-zero", r_429z.url, "retry-429-zero"),
     consumer("retry-429-far", r_429far.url, "retry-429-far",
              budget_ms=1000),
+    consumer("retry-date-past", r_429past.url, "retry-date-past"),
+    consumer("retry-date-far", r_429date.url, "retry-date-far"),
     consumer("reject-404", r_404.url, "reject-404"),
     consumer("redirect-301", r_301.url, "redirect-301"),
     consumer("redirect-302", r_302.url, "redirect-302"),
     consumer("hung", r_hung.url, "hang", budget_ms=800),
-    consumer("closed", closed_url, "closed", budget_ms=600),
+    # No circuit breaker: this one is about retries up to the budget.
+    consumer("closed", closed_url, "closed", budget_ms=600,
+             circuit_breaker=0),
     consumer("healthy", r_healthy.url, ["hang", "closed"]),
     consumer("iso-hung", r_iso_hung.url, "iso", max_in_flight=2,
              queue_max=5, budget_ms=1000),
@@ -226,6 +236,7 @@ receiver_of = {
     "route-other": r_other, "retry-500": r_500, "retry-503": r_503,
     "retry-408": r_408, "retry-429-zero": r_429z,
     "retry-429-far": r_429far, "reject-404": r_404,
+    "retry-date-past": r_429past, "retry-date-far": r_429date,
     "redirect-301": r_301, "redirect-302": r_302, "hung": r_hung,
     "healthy": r_healthy, "iso-hung": r_iso_hung, "iso-ok": r_iso_ok,
     "keepalive": r_ka,
@@ -441,6 +452,15 @@ tap.ok(lines and dl_time(lines[0]) - t0 < 0.5,
 time.sleep(0.2)
 tap.eq(len(r_429far.got), 1, "retry: the 429 consumer got one request only")
 
+check_retry("retry-date-past", r_429past, 503)
+eid = post(d, ev("retry-date-far"))
+expected["retry-date-far"] += 1
+lines = wait_for(lambda: dl_for(d, "retry-date-far"), timeout=3)
+tap.eq([(x.get("event", {}).get("id"), x.get("reason"), x.get("attempts"))
+        for x in lines or []], [(eid, "retry_after_beyond_budget", 1)],
+       "retry: a Retry-After HTTP-date a minute ahead is beyond the 2 s "
+       "budget: dead-lettered after one attempt")
+
 # ---------------------------------------------------------------------
 # Never retry other 4xx; never follow redirects.
 
@@ -635,7 +655,7 @@ for c in consumers:
 tap.eq(bad, [], "metrics: delivered and dead_lettered per consumer equal "
        "the receivers and the dead-letter file, and add up to the events "
        "routed to it")
-total = len(route_events) + 4 + 1 + 1 + 2 + 1 + 1 + 10 + 20
+total = len(route_events) + 4 + 1 + 2 + 1 + 2 + 1 + 1 + 10 + 20
 tap.eq(mval(mt, "ctrd_events_total", producer="runner", result="accepted"),
        float(total), "metrics: ctrd_events_total accepted counts every "
        "event posted")
