@@ -93,6 +93,7 @@ enum otype {
 
 #define OPT_REQUIRED	0x1
 #define OPT_DISCORD	0x2	/* only for kind: discord */
+#define OPT_WEBHOOK	0x4	/* only for kind: webhook */
 
 /*
  * One row per option.  man/ctr.conf.5 lists the same rows with the same
@@ -183,13 +184,10 @@ static const struct opt top_opts[] = {
 	{ .name = "queue_max", .type = OT_UINT, .min = 1, .max = 10000000,
 	  .def = 65536, .off = CF(queue_max),
 	  .help = "deliveries waiting across all consumers" },
-	{ .name = "overload_lag_ms", .type = OT_UINT, .min = 0,
-	  .max = 60000, .def = 100, .off = CF(overload_lag_ms),
-	  .help = "refuse events while a delivery waits this long and the "
-	  "loop is busy; 0: never" },
 	{ .name = "overload_busy_pct", .type = OT_UINT, .min = 0,
-	  .max = 100, .def = 90, .off = CF(overload_busy_pct),
-	  .help = "how busy, in percent, the loop must be for that" },
+	  .max = 100, .def = 95, .off = CF(overload_busy_pct),
+	  .help = "refuse events while the loop is this busy, in percent, "
+	  "and deliveries are under way; 100: never" },
 	{ .name = "max_connections", .type = OT_UINT, .min = 1,
 	  .max = 100000, .def = 1024, .off = CF(max_connections),
 	  .help = "open HTTP connections, all clients together" },
@@ -254,8 +252,8 @@ static const struct opt consumer_opts[] = {
 	  .def = 4096, .off = KF(queue_max),
 	  .help = "deliveries waiting for this consumer" },
 	{ .name = "circuit_breaker", .type = OT_UINT, .min = 0, .max = 1000,
-	  .def = 5, .off = KF(circuit_breaker),
-	  .help = "failed attempts in a row that stop deliveries for a "
+	  .def = 5, .off = KF(circuit_breaker), .flags = OPT_WEBHOOK,
+	  .help = "failed deliveries in a row that stop deliveries for a "
 	  "while; 0: never" },
 	{ .name = "pattern", .type = OT_PATTERN,
 	  .help = "event pattern; without one every event is delivered" },
@@ -1068,6 +1066,11 @@ map_apply(struct cparse *cp, const struct opt *tab, size_t ntab,
 			if (discord == 0)
 				nerr(cp, seen[i]->key,
 				    "only allowed for kind discord");
+			continue;
+		}
+		if ((tab[i].flags & OPT_WEBHOOK) && discord == 1) {
+			nerr(cp, seen[i]->key,
+			    "only allowed for kind webhook");
 			continue;
 		}
 		opt_set(cp, &tab[i], base, seen[i]);

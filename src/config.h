@@ -96,8 +96,7 @@ struct config {
 	size_t			 entry_max;
 	unsigned		 json_depth_max;
 	unsigned		 queue_max;	/* waiting, all consumers */
-	unsigned		 overload_lag_ms;	/* 0: never refuse */
-	unsigned		 overload_busy_pct;
+	unsigned		 overload_busy_pct;	/* 100: never refuse */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;
 	unsigned		 connection_timeout_s;

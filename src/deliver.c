@@ -122,6 +122,7 @@ static int		 dl_fd = -1;
 
 static void	pump(struct consumer *);
 static void	dl_flush(void);
+static void	circuit_result(struct consumer *, int ok);
 static void	pump_discord(struct consumer *);
 static void	discord_done(struct delivery *, CURLcode);
 static void	finish(struct delivery *, const char *reason);
@@ -209,6 +210,7 @@ fanout_install(struct config *cf, int dead_letter_fd)
 		c->cf = &cf->consumers[i];
 		c->fo = fo;
 		c->m = metrics_consumer(c->cf->name);
+		c->m->circuit_open = 0;	/* a new generation starts closed */
 		c->header_lines = xcalloc(c->cf->nheaders,
 		    sizeof(*c->header_lines));
 		for (k = 0; k < c->cf->nheaders; k++) {
@@ -257,45 +259,27 @@ deliver_pending(void)
 }
 
 /*
- * Overload begins when the loop has been busy at least overload_busy_pct
- * of the time while a delivery has waited overload_lag_ms for its first
- * attempt: then ctrd, not a consumer, is what holds events up.  It lasts
- * while a delivery has waited half as long and the loop is busy at least
- * half as much (refusing is cheaper than accepting, so the load falls).
- * XXX: requests not yet read are not seen; ctrd saturated by ingest alone
- * slows its producers down rather than answering 503.
+ * Overload: the event loop has been busy at least overload_busy_pct of
+ * the last few hundred milliseconds while deliveries are under way, so
+ * that every event taken in now delays those already accepted.  It lasts
+ * until the loop is busy 10 points less.  A slow or broken consumer never
+ * causes it: waiting on a consumer leaves the loop idle.
+ * XXX: requests not yet read are not seen, and ctrd with nothing to
+ * deliver is never overloaded: refusing would cost as much as accepting.
  */
 int
 deliver_overloaded(void)
 {
 	static int shedding;
-	const struct consumer *c;
-	const struct config *cf;
 	double busy;
-	int64_t now, lag;
-	size_t i;
 
-	if (current == NULL || (cf = current->cf)->overload_lag_ms == 0)
-		return 0;
-	busy = cf->overload_busy_pct / 100.0;
-	lag = cf->overload_lag_ms;
-	if (shedding) {
-		busy /= 2;
-		lag /= 2;
-	}
-	if (loop_load() < busy)
+	if (current == NULL || current->cf->overload_busy_pct >= 100 ||
+	    pending == 0)
 		return shedding = 0;
-	/* Queues in receipt order: a head is its queue's oldest.  Discord
-	 * webhooks wait for Discord's rate limits and broken consumers for
-	 * their circuit; neither is ctrd falling behind. */
-	now = mono_ms();
-	for (i = 0; i < current->nconsumers; i++) {
-		c = &current->consumers[i];
-		if (c->head != NULL && c->cf->kind == CONSUMER_WEBHOOK &&
-		    c->open_until == 0 && now - c->head->recv_mono >= lag)
-			return shedding = 1;
-	}
-	return shedding = 0;
+	busy = current->cf->overload_busy_pct / 100.0;
+	if (shedding)
+		busy -= 0.10;
+	return shedding = loop_load() >= busy;
 }
 
 /*
@@ -424,6 +408,14 @@ finish(struct delivery *d, const char *reason)
 		    reason, d->status, d->attempts);
 		write_dead_letter(d, reason);
 	}
+	/* A delivery that was attempted tells the breaker whether the
+	 * consumer is there: an answer, even a refusal such as 422, says it
+	 * is; only a timeout, a transport error, 408, 429 or 5xx after all
+	 * the retries the budget allowed says it is not. */
+	if (c->cf->kind == CONSUMER_WEBHOOK && d->attempts > 0 &&
+	    (reason == NULL || strcmp(reason, "shutdown") != 0))
+		circuit_result(c, reason == NULL || (d->status >= 200 &&
+		    d->status < 500 && d->status != 408 && d->status != 429));
 	release(d);
 }
 
@@ -627,12 +619,13 @@ dequeue(struct consumer *c)
 }
 
 /*
- * The circuit breaker of a webhook consumer: after circuit_breaker failed
- * attempts in a row ctrd stops sending to it for BREAKER_FIRST_MS, and
- * what it would have sent is dead-lettered "circuit_open" at once, so that
- * a consumer that is down costs neither retries nor queue space.  Then one
- * attempt goes through: success closes the circuit, failure opens it again
- * for twice as long, up to BREAKER_MAX_MS.
+ * The circuit breaker of a webhook consumer: after circuit_breaker
+ * deliveries in a row have failed, each after the retries its budget
+ * allowed, ctrd stops sending to it for BREAKER_FIRST_MS, and what it
+ * would have sent is dead-lettered "circuit_open" at once, so that a
+ * consumer that is down costs neither retries nor queue space.  Then one
+ * delivery goes through, with its retries: success closes the circuit,
+ * failure opens it again for twice as long, up to BREAKER_MAX_MS.
  */
 static int
 circuit_open(const struct consumer *c, int64_t now)
@@ -670,7 +663,7 @@ circuit_result(struct consumer *c, int ok)
 	c->m->circuit_opens++;
 	c->m->circuit_open = 1;
 	log_warnx("consumer=%s circuit open for %" PRId64 " ms after %d "
-	    "failed attempts in a row", c->cf->name, span, c->failures);
+	    "failed deliveries in a row", c->cf->name, span, c->failures);
 	fanout_ref(fo);
 	while (c->head != NULL)
 		finish(dequeue(c), "circuit_open");
@@ -696,7 +689,7 @@ pump(struct consumer *c)
 		while (c->head != NULL)
 			finish(dequeue(c), "circuit_open");
 	else if (c->open_until != 0)
-		cap = 1;		/* half open: one attempt decides */
+		cap = 1;		/* half open: one delivery decides */
 	while (c->head != NULL && c->in_flight < cap) {
 		d = dequeue(c);
 		if (d->deadline - now < ATTEMPT_MIN_MS) {
@@ -822,12 +815,10 @@ collect(void)
 		if (d->c->cf->kind == CONSUMER_DISCORD)
 			discord_done(d, rc);
 		else if (d->status >= 200 && d->status <= 299 &&
-		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)) {
-			circuit_result(d->c, 1);
+		    (rc == CURLE_OK || rc == CURLE_WRITE_ERROR))
 			settle(d, NULL);
-		} else {
+		else {
 			d->rc = rc;
-			circuit_result(d->c, 0);
 			retry_or_give_up(d, rc);
 		}
 	}

@@ -443,24 +443,6 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	m = metrics_producer(p->name);
 	if (rate_check(p, m, 1, 0, &wait) == -1)
 		return refuse_rate(conn, p, m, 1, wait);
-	/* Shed load before any work is spent on the event, its body
-	 * included (libmicrohttpd discards what it did not hand us): what
-	 * ctrd has accepted must still land within its budget. */
-	if (deliver_overloaded()) {
-		m->events[EVENT_OVERLOADED]++;
-		/* One line a second, not one an event: the log is work. */
-		shed_count++;
-		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
-			log_warnx("overloaded: refusing events with 503 "
-			    "(%u since the last such line, producer=%s)",
-			    shed_count, p->name);
-			shed_logged = mono_ms();
-			shed_count = 0;
-		}
-		return reply_error(conn, 503, "overloaded",
-		    MHD_HTTP_HEADER_RETRY_AFTER, "1", "ctrd is at capacity; "
-		    "retry after the seconds Retry-After gives");
-	}
 	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!json_media_type(v))
@@ -636,6 +618,25 @@ ingest(struct MHD_Connection *conn, struct request *r)
 	if (r->discarded > 0)
 		return reply_error(conn, 413, "body_too_large", NULL, NULL,
 		    "the body is over %zu bytes", cf->body_max);
+	/* Shed load before any work is spent on the event.  The body has
+	 * been read, so that the connection stays open: for a few hundred
+	 * bytes that is cheaper than a reconnection. */
+	if (deliver_overloaded()) {
+		metrics_producer(r->producer->name)->
+		    events[EVENT_OVERLOADED]++;
+		/* One line a second, not one an event: the log is work. */
+		shed_count++;
+		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
+			log_warnx("overloaded: refusing events with 503 "
+			    "(%u since the last such line, producer=%s)",
+			    shed_count, r->producer->name);
+			shed_logged = mono_ms();
+			shed_count = 0;
+		}
+		return reply_error(conn, 503, "overloaded",
+		    MHD_HTTP_HEADER_RETRY_AFTER, "1", "ctrd is at capacity; "
+		    "retry after the seconds Retry-After gives");
+	}
 	if ((doc = json_parse_strict(r->buf != NULL ? r->buf : "", r->len,
 	    cf->json_depth_max, cf->entry_max, &jerr)) == NULL) {
 		log_info("ingest status=%d producer=%s code=%s",

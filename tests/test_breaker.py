@@ -51,99 +51,134 @@ def metric(d, name):
 
 down = Receiver(tap, statuses=[500])
 never = Receiver(tap, statuses=[500])
+blip = Receiver(tap, statuses=[500, 500, 200])
+picky = Receiver(tap, statuses=[422])
 healthy = Receiver(tap)
+
+
+def only(name, body):
+    e = dict(body)
+    e["detail"] = dict(body["detail"], to=name)
+    return e
+
+
 d = Ctrd(tap, consumers=[
-    {"name": "down", "url": down.url, "circuit_breaker": 3,
-     "budget_ms": 1500},
+    {"name": "down", "url": down.url, "circuit_breaker": 2,
+     "budget_ms": 300, "pattern": {"detail": {"to": ["down", "all"]}}},
     {"name": "never", "url": never.url, "circuit_breaker": 0,
-     "budget_ms": 600},
+     "budget_ms": 300, "pattern": {"detail": {"to": ["down", "all"]}}},
+    {"name": "blip", "url": blip.url, "circuit_breaker": 1,
+     "pattern": {"detail": {"to": ["blip"]}}},
+    {"name": "picky", "url": picky.url, "circuit_breaker": 2,
+     "pattern": {"detail": {"to": ["picky"]}}},
     {"name": "healthy", "url": healthy.url},
 ])
-if not tap.ok(d.start(), "ctrd starts with three consumers", d.read_log()):
+if not tap.ok(d.start(), "ctrd starts with five consumers", d.read_log()):
     tap.finish()
 
-e1 = post_id(d, ev(1))
-opened = d.wait_log(r"consumer=down circuit open for 500 ms after 3 "
-                    r"failed attempts in a row")
-t_open = time.time()
-tap.ok(opened is not None, "3 failed attempts in a row open the circuit "
-       "for 500 ms, and the log says so", d.read_log()[-1500:])
-x = dead(d, "down", e1)
-tap.eq((x or {}).get("reason"), "http_500", "the event whose attempts "
-       "failed is dead-lettered with its own reason, http_500")
-tap.eq((x or {}).get("attempts"), 3, "after exactly 3 attempts: none is "
-       "retried once the circuit is open")
+# A delivery's own retries are never cut short: with circuit_breaker 1,
+# two 500s and then a 200 still deliver.
+e0 = post_id(d, only("blip", ev(0)))
+blip.wait(3)
+tap.ok(d.wait_log(r"delivered event=%s consumer=blip status=200 "
+                  r"attempts=3 " % e0) is not None,
+       "a delivery keeps its retries whatever the breaker: 500, 500, then "
+       "delivered on the third attempt", len(blip.got))
 
-e2 = post_id(d, ev(2))
+# Refusals are answers: a consumer that says 422 is there.
+ps = [post_id(d, only("picky", ev(i))) for i in range(4)]
+xs = [dead(d, "picky", i) for i in ps]
+tap.eq([((x or {}).get("reason"), (x or {}).get("attempts")) for x in xs],
+       [("http_422", 1)] * 4, "four events a consumer refuses with 422 are "
+       "dead-lettered http_422, none circuit_open: a 4xx is no failure")
+
+e1 = post_id(d, only("down", ev(1)))
+x = dead(d, "down", e1)
+tap.ok(x is not None and x.get("reason") == "http_500" and
+       x.get("attempts", 0) > 1, "a failing consumer's first event is "
+       "retried to its budget, then dead-lettered http_500", x)
+tap.ok("consumer=down circuit open" not in d.read_log(),
+       "one failed delivery does not open circuit_breaker 2")
+e2 = post_id(d, only("down", ev(2)))
+opened = d.wait_log(r"consumer=down circuit open for 500 ms after 2 "
+                    r"failed deliveries in a row")
+t_open = time.time()
+tap.ok(opened is not None, "a second failed delivery in a row opens the "
+       "circuit for 500 ms, and the log says so", d.read_log()[-1500:])
 x = dead(d, "down", e2)
+tap.ok(x is not None and x.get("reason") == "http_500" and
+       x.get("attempts", 0) > 1, "that delivery, too, had all its retries "
+       "and keeps its own reason", x)
+n_down = len(down.got)
+e3 = post_id(d, only("down", ev(3)))
+x = dead(d, "down", e3)
 tap.ok(time.time() - t_open < 0.45, "the next event was posted while the "
        "circuit was open", "%.3f s after it opened" % (time.time() - t_open))
 tap.eq(((x or {}).get("reason"), (x or {}).get("attempts")),
        ("circuit_open", 0), "while it is open, an event for the consumer is "
        "dead-lettered circuit_open without an attempt")
-tap.eq(len(down.got), 3, "the broken consumer got no request while open")
-tap.ok(healthy.wait_for_id(e2) is not None, "the healthy consumer gets the "
-       "event all the same")
+tap.eq(len(down.got), n_down, "the broken consumer got no request while "
+       "open")
+e_all = post_id(d, only("all", ev(4)))
+tap.ok(healthy.wait_for_id(e_all) is not None, "the healthy consumer gets "
+       "events all the same")
 tap.eq((metric(d, 'ctrd_circuit_open{consumer="down"}'),
         metric(d, 'ctrd_circuit_opens_total{consumer="down"}')),
        (1.0, 1.0), "/metrics shows the circuit open, opened once")
-
-x1, x2 = dead(d, "never", e1), dead(d, "never", e2)
-tap.ok(x1 is not None and x2 is not None and
-       x1.get("reason") == x2.get("reason") == "http_500" and
-       x1.get("attempts", 0) > 3 and x2.get("attempts", 0) > 3,
+xs = [dead(d, "never", i) for i in (e1, e2, e3)]
+tap.ok(all(x is not None and x.get("reason") == "http_500" and
+           x.get("attempts", 0) > 1 for x in xs),
        "with circuit_breaker 0 every event is retried to its budget, "
-       "however many attempts failed before", (x1, x2))
+       "however many failed before", xs)
 tap.eq(metric(d, 'ctrd_circuit_opens_total{consumer="never"}'), 0.0,
        "and its circuit never opens")
 
-# Half open: after 500 ms one attempt goes through; its success closes.
+# Half open: after 500 ms one delivery goes through; its success closes.
 time.sleep(max(0.0, t_open + 0.6 - time.time()))
 down.statuses = [500] * len(down.got) + [200]
-e3 = post_id(d, ev(3))
-tap.ok(down.wait_for_id(e3) is not None, "after 500 ms the next event is "
+e5 = post_id(d, only("down", ev(5)))
+tap.ok(down.wait_for_id(e5) is not None, "after 500 ms the next event is "
        "attempted again, and delivered")
 tap.ok(d.wait_log(r"consumer=down circuit closed") is not None,
        "its success closes the circuit, and the log says so")
 tap.eq(metric(d, 'ctrd_circuit_open{consumer="down"}'), 0.0,
        "/metrics shows the circuit closed")
 
-# Open again; a failed probe then opens it for twice as long.
+# Open again; a failed delivery while half open doubles the time.
 down.statuses = [200] * len(down.got) + [500]
-e4 = post_id(d, ev(4))
-tap.ok(dead(d, "down", e4) is not None and
-       len(re.findall(r"consumer=down circuit open for 500 ms",
-                      d.read_log())) == 2,
-       "3 more failures open it again, for 500 ms: a success reset the "
-       "count", d.read_log()[-1500:])
-t_open = time.time()
+e6, e7 = post_id(d, only("down", ev(6))), post_id(d, only("down", ev(7)))
+tap.ok(dead(d, "down", e6) is not None and dead(d, "down", e7) is not None
+       and d.wait_log(r"(?s)circuit closed.*consumer=down circuit open "
+                      r"for 500 ms") is not None,
+       "two more failed deliveries open it again, for 500 ms: the success "
+       "reset the count", d.read_log()[-1500:])
 time.sleep(0.6)
-before = len(down.got)
-e5 = post_id(d, ev(5))
-x = dead(d, "down", e5)
-tap.eq(((x or {}).get("reason"), (x or {}).get("attempts"),
-        len(down.got) - before), ("http_500", 1, 1),
-       "half open, one attempt decides: it failed, and is not retried")
-tap.ok(d.wait_log(r"consumer=down circuit open for 1000 ms after 4 ") is
-       not None, "a failed attempt while half open opens the circuit for "
-       "twice as long", d.read_log()[-1500:])
+e8 = post_id(d, only("down", ev(8)))
+x = dead(d, "down", e8)
+tap.ok(x is not None and x.get("reason") == "http_500" and
+       x.get("attempts", 0) > 1, "half open, the deciding delivery still "
+       "has its retries", x)
+tap.ok(d.wait_log(r"consumer=down circuit open for 1000 ms after 3 ") is
+       not None, "its failure opens the circuit for twice as long",
+       d.read_log()[-1500:])
+d.signal(signal.SIGHUP)
+tap.ok(d.wait_log(r"reloaded") is not None, "ctrd reloads")
+tap.eq(metric(d, 'ctrd_circuit_open{consumer="down"}'), 0.0,
+       "a reload starts the consumer closed, and /metrics says so")
 tap.eq(d.stop(), 0, "ctrd stops cleanly")
 
 # --- overload ---------------------------------------------------------------
 
-# overload_busy_pct 0 stands in for a loop that is busy all the time, so
-# that only the wait of the oldest delivery decides.
+# overload_busy_pct 0 stands in for a loop busy all the time: then any
+# delivery under way is enough.
 slow = Receiver(tap, delay=0.4)
-o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url,
-                          "max_in_flight": 1}],
-         extra="overload_lag_ms: 100\noverload_busy_pct: 0")
+o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url}],
+         extra="overload_busy_pct: 0")
 if not tap.ok(o.start(), "a ctrd with overload_busy_pct 0 starts",
               o.read_log()):
     tap.finish()
-a, b = post_id(o, ev(1)), post_id(o, ev(2))
-tap.ok(a is not None and b is not None, "two events are accepted: one in "
-       "flight, one waiting")
-time.sleep(0.2)
+a = post_id(o, ev(1))
+tap.ok(a is not None, "an event is accepted while nothing is under way")
 # One keep-alive connection for the refused event and the next one.
 conn = http.client.HTTPConnection("127.0.0.1", o.port, timeout=5)
 hdrs = {"Content-Type": "application/json",
@@ -152,25 +187,30 @@ conn.request("POST", "/v1/events", json.dumps(ev(3)), hdrs)
 resp = conn.getresponse()
 st, retry_after, body = resp.status, resp.getheader("Retry-After"), \
     json.loads(resp.read() or b"null")
+sock = conn.sock
 tap.eq((st, retry_after, (body or {}).get("error", {}).get("code")),
-       (503, "1", "overloaded"), "once a delivery has waited 100 ms, a new "
-       "event gets 503 overloaded with Retry-After: 1")
+       (503, "1", "overloaded"), "with the loop that busy and a delivery "
+       "under way, a new event gets 503 overloaded with Retry-After: 1")
+tap.ok(resp.getheader("Connection", "").lower() != "close" and
+       sock is not None, "the refusal keeps the connection open",
+       resp.getheaders())
 tap.ok(o.wait_log(r"overloaded: refusing events with 503") is not None,
        "the log says ctrd is refusing events")
 tap.eq(metric(o, 'ctrd_events_total{producer="runner",result="overloaded"}'),
        1.0, "/metrics counts the refused event as overloaded")
-tap.ok(slow.wait_for_id(a, 3) is not None and
-       slow.wait_for_id(b, 3) is not None,
-       "both accepted events are delivered")
+tap.ok(o.wait_log(r"delivered event=%s " % a) is not None,
+       "the accepted event is delivered")
+time.sleep(0.05)
 conn.request("POST", "/v1/events", json.dumps(ev(4)), hdrs)
 resp = conn.getresponse()
 body = json.loads(resp.read() or b"null")
 c = body["entries"][0]["id"] if resp.status == 202 else None
+tap.ok(c is not None and conn.sock is sock and
+       slow.wait_for_id(c, 3) is not None,
+       "with nothing under way, events are accepted again, on the same "
+       "connection", resp.status)
 conn.close()
-tap.ok(c is not None and slow.wait_for_id(c, 3) is not None,
-       "with nothing waiting, events are accepted again, on the same "
-       "connection: the refused body was read and dropped", resp.status)
-tap.eq(len(slow.got), 3, "the refused event was never delivered")
+tap.eq(len(slow.got), 2, "the refused event was never delivered")
 tap.eq(o.stop(), 0, "ctrd stops cleanly")
 
 # The defaults: a consumer that is merely slow, while ctrd idles, is no

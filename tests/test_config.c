@@ -338,6 +338,26 @@ test_numbers(void)
 	    "    budget_ms: 0\n"),
 	    "t.conf:7:16: consumers[0].budget_ms: must be between 1 and 60000",
 	    "budget_ms 0 out of range, at the value");
+	is_str(errors_of(
+	    "secret_file: secret\n"
+	    "consumers:\n"
+	    "  - name: d\n"
+	    "    kind: discord\n"
+	    "    url: https://discord.com/api/webhooks/1/t\n"
+	    "    circuit_breaker: 3\n"),
+	    "t.conf:6:5: consumers[0].circuit_breaker: only allowed for kind "
+	    "webhook", "circuit_breaker on a Discord consumer is refused");
+	is_str(errors_of("secret_file: secret\noverload_busy_pct: 101\n"),
+	    "t.conf:2:20: overload_busy_pct: must be between 0 and 100",
+	    "overload_busy_pct over 100");
+	is_str(errors_of(
+	    "secret_file: secret\n"
+	    "producers:\n"
+	    "  - name: p\n"
+	    "    key_hash: " HASH_A "\n"
+	    "    rate_limit: -1\n"),
+	    "t.conf:5:17: producers[0].rate_limit: must be between 0 and "
+	    "1000000", "a negative rate_limit");
 	is_str(errors_of("secret_file: secret\nbody_max: \"5000\"\n"),
 	    "t.conf:2:11: body_max: must be an integer",
 	    "quoted number is a string, not an integer");
