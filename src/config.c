@@ -187,7 +187,7 @@ static const struct opt top_opts[] = {
 	{ .name = "overload_busy_pct", .type = OT_UINT, .min = 0,
 	  .max = 100, .def = 95, .off = CF(overload_busy_pct),
 	  .help = "refuse events while the loop is this busy, in percent, "
-	  "and deliveries are under way; 100: never" },
+	  "and deliveries queue up; 100: never" },
 	{ .name = "max_connections", .type = OT_UINT, .min = 1,
 	  .max = 100000, .def = 1024, .off = CF(max_connections),
 	  .help = "open HTTP connections, all clients together" },

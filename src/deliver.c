@@ -36,6 +36,7 @@
 #define DISCORD_REPLY_MAX	4096	/* kept, for a 429's retry_after */
 #define BREAKER_FIRST_MS	500	/* first time a circuit stays open */
 #define BREAKER_MAX_MS		30000	/* doubling up to this */
+#define OVERLOAD_LAG_MS		100	/* see deliver_overloaded */
 
 /* One serialized envelope, shared by all of its deliveries. */
 struct body {
@@ -259,27 +260,47 @@ deliver_pending(void)
 }
 
 /*
- * Overload: the event loop has been busy at least overload_busy_pct of
- * the last few hundred milliseconds while deliveries are under way, so
- * that every event taken in now delays those already accepted.  It lasts
- * until the loop is busy 10 points less.  A slow or broken consumer never
- * causes it: waiting on a consumer leaves the loop idle.
- * XXX: requests not yet read are not seen, and ctrd with nothing to
- * deliver is never overloaded: refusing would cost as much as accepting.
+ * Overload: the event loop has been busy at least overload_busy_pct of the
+ * last few hundred milliseconds while a delivery to a webhook consumer has
+ * waited OVERLOAD_LAG_MS in its queue: ctrd is near its limit and what it
+ * has accepted is piling up.  It lasts while a delivery has waited half
+ * as long and the loop is at least half as busy: refusing costs less than
+ * accepting, so the load falls, and a client that ignores Retry-After
+ * could keep a loop busy with refusals alone; the wait is what ends it.
+ * XXX: requests not yet read are not seen; ctrd saturated by ingest alone
+ * slows its producers down rather than answering 503.  And near its limit
+ * a merely slow consumer's queue counts too.
  */
 int
 deliver_overloaded(void)
 {
 	static int shedding;
+	const struct consumer *c;
 	double busy;
+	int64_t now, lag;
+	size_t i;
 
-	if (current == NULL || current->cf->overload_busy_pct >= 100 ||
-	    pending == 0)
+	if (current == NULL || current->cf->overload_busy_pct >= 100)
 		return shedding = 0;
 	busy = current->cf->overload_busy_pct / 100.0;
-	if (shedding)
-		busy -= 0.10;
-	return shedding = loop_load() >= busy;
+	lag = OVERLOAD_LAG_MS;
+	if (shedding) {
+		busy /= 2;
+		lag /= 2;
+	}
+	if (loop_load() < busy)
+		return shedding = 0;
+	/* Queues in receipt order: a head is its queue's oldest.  Discord
+	 * webhooks wait for Discord's rate limits and broken consumers for
+	 * their circuit; neither is ctrd falling behind. */
+	now = mono_ms();
+	for (i = 0; i < current->nconsumers; i++) {
+		c = &current->consumers[i];
+		if (c->head != NULL && c->cf->kind == CONSUMER_WEBHOOK &&
+		    c->open_until == 0 && now - c->head->recv_mono >= lag)
+			return shedding = 1;
+	}
+	return shedding = 0;
 }
 
 /*

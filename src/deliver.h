@@ -58,9 +58,9 @@ int		 deliver_event(struct fanout *, const cJSON *envelope,
 size_t		 deliver_pending(void);
 /*
  * Whether ctrd itself cannot keep up: its loop has been busy nearly all
- * of the last few hundred milliseconds while deliveries are under way.
- * New events are then refused with 503 and Retry-After, so that those
- * already accepted are not held up further.
+ * of the last few hundred milliseconds while accepted deliveries pile up
+ * in their queues.  New events are then refused with 503 and Retry-After,
+ * so that those already accepted are not held up further.
  */
 int		 deliver_overloaded(void);
 

@@ -162,6 +162,17 @@ account(void)
 double
 loop_load(void)
 {
+	int64_t now = mono_us(), span = now - win_start;
+	double cur;
+
+	/* The window under way counts as soon as it says more: a loop that
+	 * goes from idle to flat out is seen within 25 ms, not after the
+	 * smoothed share has caught up. */
+	if (span >= LOAD_WINDOW_US / 4) {
+		cur = (double)(win_busy + now - turn_start) / (double)span;
+		if (cur > load)
+			return cur < 1.0 ? cur : 1.0;
+	}
 	return load;
 }
 

@@ -169,16 +169,19 @@ tap.eq(d.stop(), 0, "ctrd stops cleanly")
 
 # --- overload ---------------------------------------------------------------
 
-# overload_busy_pct 0 stands in for a loop busy all the time: then any
-# delivery under way is enough.
+# overload_busy_pct 0 stands in for a loop busy all the time, so that
+# only the wait of the oldest queued delivery decides.
 slow = Receiver(tap, delay=0.4)
-o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url}],
+o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url,
+                          "max_in_flight": 1}],
          extra="overload_busy_pct: 0")
 if not tap.ok(o.start(), "a ctrd with overload_busy_pct 0 starts",
               o.read_log()):
     tap.finish()
-a = post_id(o, ev(1))
-tap.ok(a is not None, "an event is accepted while nothing is under way")
+a, b = post_id(o, ev(1)), post_id(o, ev(2))
+tap.ok(a is not None and b is not None, "two events are accepted: one in "
+       "flight, one waiting")
+time.sleep(0.2)
 # One keep-alive connection for the refused event and the next one.
 conn = http.client.HTTPConnection("127.0.0.1", o.port, timeout=5)
 hdrs = {"Content-Type": "application/json",
@@ -189,8 +192,8 @@ st, retry_after, body = resp.status, resp.getheader("Retry-After"), \
     json.loads(resp.read() or b"null")
 sock = conn.sock
 tap.eq((st, retry_after, (body or {}).get("error", {}).get("code")),
-       (503, "1", "overloaded"), "with the loop that busy and a delivery "
-       "under way, a new event gets 503 overloaded with Retry-After: 1")
+       (503, "1", "overloaded"), "once a delivery has waited 100 ms, a new "
+       "event gets 503 overloaded with Retry-After: 1")
 tap.ok(resp.getheader("Connection", "").lower() != "close" and
        sock is not None, "the refusal keeps the connection open",
        resp.getheaders())
@@ -198,8 +201,9 @@ tap.ok(o.wait_log(r"overloaded: refusing events with 503") is not None,
        "the log says ctrd is refusing events")
 tap.eq(metric(o, 'ctrd_events_total{producer="runner",result="overloaded"}'),
        1.0, "/metrics counts the refused event as overloaded")
-tap.ok(o.wait_log(r"delivered event=%s " % a) is not None,
-       "the accepted event is delivered")
+tap.ok(o.wait_log(r"delivered event=%s " % a) is not None and
+       o.wait_log(r"delivered event=%s " % b) is not None,
+       "both accepted events are delivered")
 time.sleep(0.05)
 conn.request("POST", "/v1/events", json.dumps(ev(4)), hdrs)
 resp = conn.getresponse()
@@ -207,10 +211,10 @@ body = json.loads(resp.read() or b"null")
 c = body["entries"][0]["id"] if resp.status == 202 else None
 tap.ok(c is not None and conn.sock is sock and
        slow.wait_for_id(c, 3) is not None,
-       "with nothing under way, events are accepted again, on the same "
+       "with nothing waiting, events are accepted again, on the same "
        "connection", resp.status)
 conn.close()
-tap.eq(len(slow.got), 2, "the refused event was never delivered")
+tap.eq(len(slow.got), 3, "the refused event was never delivered")
 tap.eq(o.stop(), 0, "ctrd stops cleanly")
 
 # The defaults: a consumer that is merely slow, while ctrd idles, is no
