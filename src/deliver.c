@@ -67,6 +67,7 @@ struct consumer {
 	 * reload closes every circuit. */
 	int64_t			 open_until;	/* mono ms */
 	unsigned		 trips;		/* openings in a row */
+	double			 answer_ms;	/* smoothed time to answer */
 };
 
 struct fanout {
@@ -92,6 +93,7 @@ struct delivery {
 	int			 attempts;
 	long			 status;	/* last HTTP status or 0 */
 	CURLcode		 rc;		/* last attempt's result */
+	int64_t			 sent_mono;	/* last attempt's start */
 	int64_t			 retry_after_ms; /* from the reply, or -1 */
 	size_t			 resp_read;
 	CURL			*easy;
@@ -268,8 +270,7 @@ deliver_pending(void)
  * accepting, so the load falls, and a client that ignores Retry-After
  * could keep a loop busy with refusals alone; the wait is what ends it.
  * XXX: requests not yet read are not seen; ctrd saturated by ingest alone
- * slows its producers down rather than answering 503.  And near its limit
- * a merely slow consumer's queue counts too.
+ * slows its producers down rather than answering 503.
  */
 int
 deliver_overloaded(void)
@@ -291,13 +292,16 @@ deliver_overloaded(void)
 	if (loop_load() < busy)
 		return shedding = 0;
 	/* Queues in receipt order: a head is its queue's oldest.  Discord
-	 * webhooks wait for Discord's rate limits and broken consumers for
-	 * their circuit; neither is ctrd falling behind. */
+	 * webhooks wait for Discord's rate limits, broken consumers for
+	 * their circuit, and consumers that take longer to answer than the
+	 * wait in question for themselves: none of that is ctrd falling
+	 * behind. */
 	now = mono_ms();
 	for (i = 0; i < current->nconsumers; i++) {
 		c = &current->consumers[i];
 		if (c->head != NULL && c->cf->kind == CONSUMER_WEBHOOK &&
-		    c->open_until == 0 && now - c->head->recv_mono >= lag)
+		    c->open_until == 0 && c->answer_ms < (double)lag &&
+		    now - c->head->recv_mono >= lag)
 			return shedding = 1;
 	}
 	return shedding = 0;
@@ -576,6 +580,7 @@ attempt(struct delivery *d)
 		d->reply_len = 0;
 	}
 	d->status = 0;
+	d->sent_mono = mono_ms();
 	d->retry_after_ms = -1;
 	d->resp_read = 0;
 	d->error[0] = '\0';
@@ -819,7 +824,9 @@ retry_or_give_up(struct delivery *d, CURLcode rc)
 static void
 collect(void)
 {
+	struct consumer *c;
 	struct delivery *d;
+	double took;
 	CURLMsg *msg;
 	CURLcode rc;
 	CURL *e;
@@ -833,6 +840,12 @@ collect(void)
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&d);
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &d->status);
 		unwire(d);
+		/* How long the consumer takes to answer, smoothed over its
+		 * last few attempts: see deliver_overloaded. */
+		c = d->c;
+		took = (double)(mono_ms() - d->sent_mono);
+		c->answer_ms = c->answer_ms == 0 ? took :
+		    0.8 * c->answer_ms + 0.2 * took;
 		if (d->c->cf->kind == CONSUMER_DISCORD)
 			discord_done(d, rc);
 		else if (d->status >= 200 && d->status <= 299 &&

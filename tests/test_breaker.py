@@ -170,23 +170,26 @@ tap.eq(d.stop(), 0, "ctrd stops cleanly")
 # --- overload ---------------------------------------------------------------
 
 # overload_busy_pct 0 stands in for a loop busy all the time, so that
-# only the wait of the oldest queued delivery decides.
-slow = Receiver(tap, delay=0.4)
-o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url,
+# only the wait of the oldest queued delivery decides.  The consumer
+# answers in 30 ms, one request at a time: eight events make a queue whose
+# head has soon waited 100 ms, longer than the consumer takes to answer.
+quick = Receiver(tap, delay=0.03)
+o = Ctrd(tap, consumers=[{"name": "quick", "url": quick.url,
                           "max_in_flight": 1}],
          extra="overload_busy_pct: 0")
 if not tap.ok(o.start(), "a ctrd with overload_busy_pct 0 starts",
               o.read_log()):
     tap.finish()
-a, b = post_id(o, ev(1)), post_id(o, ev(2))
-tap.ok(a is not None and b is not None, "two events are accepted: one in "
-       "flight, one waiting")
-time.sleep(0.2)
+t0 = time.time()
+first = [post_id(o, ev(i)) for i in range(8)]
+tap.ok(None not in first, "eight events are accepted: one in flight, the "
+       "others waiting")
+time.sleep(max(0.0, t0 + 0.15 - time.time()))
 # One keep-alive connection for the refused event and the next one.
 conn = http.client.HTTPConnection("127.0.0.1", o.port, timeout=5)
 hdrs = {"Content-Type": "application/json",
         "Authorization": "Bearer " + o.keys["runner"]}
-conn.request("POST", "/v1/events", json.dumps(ev(3)), hdrs)
+conn.request("POST", "/v1/events", json.dumps(ev(9)), hdrs)
 resp = conn.getresponse()
 st, retry_after, body = resp.status, resp.getheader("Retry-After"), \
     json.loads(resp.read() or b"null")
@@ -201,20 +204,38 @@ tap.ok(o.wait_log(r"overloaded: refusing events with 503") is not None,
        "the log says ctrd is refusing events")
 tap.eq(metric(o, 'ctrd_events_total{producer="runner",result="overloaded"}'),
        1.0, "/metrics counts the refused event as overloaded")
-tap.ok(o.wait_log(r"delivered event=%s " % a) is not None and
-       o.wait_log(r"delivered event=%s " % b) is not None,
-       "both accepted events are delivered")
+tap.ok(all(o.wait_log(r"delivered event=%s " % i) is not None
+           for i in first), "all eight accepted events are delivered")
 time.sleep(0.05)
-conn.request("POST", "/v1/events", json.dumps(ev(4)), hdrs)
+conn.request("POST", "/v1/events", json.dumps(ev(10)), hdrs)
 resp = conn.getresponse()
 body = json.loads(resp.read() or b"null")
 c = body["entries"][0]["id"] if resp.status == 202 else None
 tap.ok(c is not None and conn.sock is sock and
-       slow.wait_for_id(c, 3) is not None,
+       quick.wait_for_id(c, 3) is not None,
        "with nothing waiting, events are accepted again, on the same "
        "connection", resp.status)
 conn.close()
-tap.eq(len(slow.got), 3, "the refused event was never delivered")
+tap.eq(len(quick.got), 9, "the refused event was never delivered")
+tap.eq(o.stop(), 0, "ctrd stops cleanly")
+
+# A consumer that takes longer to answer than the wait that counts holds
+# its queue up itself: even with the loop taken as busy, no refusal.
+slow = Receiver(tap, delay=0.4)
+o = Ctrd(tap, consumers=[{"name": "slow", "url": slow.url,
+                          "max_in_flight": 1}],
+         extra="overload_busy_pct: 0")
+if not tap.ok(o.start(), "a ctrd with overload_busy_pct 0 and a slow "
+              "consumer starts", o.read_log()):
+    tap.finish()
+a = post_id(o, ev(1))
+o.wait_log(r"delivered event=%s " % a)      # its answer time is known
+ids = [post_id(o, ev(i)) for i in range(2, 5)]
+time.sleep(0.2)
+late = post_id(o, ev(5))
+tap.ok(a is not None and None not in ids and late is not None,
+       "a consumer slower to answer than 100 ms is no reason to refuse "
+       "anybody, however long its queue waits")
 tap.eq(o.stop(), 0, "ctrd stops cleanly")
 
 # The defaults: a consumer that is merely slow, while ctrd idles, is no
