@@ -300,7 +300,8 @@ deliver_overloaded(void)
 	for (i = 0; i < current->nconsumers; i++) {
 		c = &current->consumers[i];
 		if (c->head != NULL && c->cf->kind == CONSUMER_WEBHOOK &&
-		    c->open_until == 0 && c->answer_ms < (double)lag &&
+		    c->open_until == 0 && c->failures == 0 &&
+		    c->answer_ms > 0 && c->answer_ms < (double)lag &&
 		    now - c->head->recv_mono >= lag)
 			return shedding = 1;
 	}
@@ -556,7 +557,7 @@ headers_for(struct delivery *d)
 }
 
 /* Start an attempt with what is left of the budget as its timeout; the
- * caller has checked that at least ATTEMPT_MIN_MS is left. */
+ * caller has checked that what is left is worth_trying. */
 static void
 attempt(struct delivery *d)
 {
@@ -645,6 +646,18 @@ dequeue(struct consumer *c)
 }
 
 /*
+ * The least budget worth an attempt: what the consumer usually takes to
+ * answer.  An attempt with less left would most likely time out after the
+ * consumer had done the work, and be dead-lettered all the same.
+ */
+static int64_t
+worth_trying(const struct consumer *c)
+{
+	return c->answer_ms > ATTEMPT_MIN_MS ? (int64_t)c->answer_ms :
+	    ATTEMPT_MIN_MS;
+}
+
+/*
  * The circuit breaker of a webhook consumer: after circuit_breaker
  * deliveries in a row have failed, each after the retries its budget
  * allowed, ctrd stops sending to it for BREAKER_FIRST_MS, and what it
@@ -670,7 +683,8 @@ circuit_result(struct consumer *c, int ok)
 	if (ok) {
 		if (c->open_until != 0) {
 			log_info("consumer=%s circuit closed", c->cf->name);
-			c->m->circuit_open = 0;
+			if (fo == current)	/* the live one's gauge */
+				c->m->circuit_open = 0;
 		}
 		c->failures = 0;
 		c->open_until = 0;
@@ -687,7 +701,8 @@ circuit_result(struct consumer *c, int ok)
 	c->trips++;
 	c->open_until = now + span;
 	c->m->circuit_opens++;
-	c->m->circuit_open = 1;
+	if (fo == current)
+		c->m->circuit_open = 1;
 	log_warnx("consumer=%s circuit open for %" PRId64 " ms after %d "
 	    "failed deliveries in a row", c->cf->name, span, c->failures);
 	fanout_ref(fo);
@@ -718,7 +733,7 @@ pump(struct consumer *c)
 		cap = 1;		/* half open: one delivery decides */
 	while (c->head != NULL && c->in_flight < cap) {
 		d = dequeue(c);
-		if (d->deadline - now < ATTEMPT_MIN_MS) {
+		if (d->deadline - now < worth_trying(c)) {
 			finish(d, "budget_exhausted");
 			continue;
 		}
@@ -812,7 +827,7 @@ retry_or_give_up(struct delivery *d, CURLcode rc)
 		if (d->retry_after_ms > delay)
 			delay = d->retry_after_ms;
 	}
-	if (now + delay + ATTEMPT_MIN_MS > d->deadline) {
+	if (now + delay + worth_trying(d->c) > d->deadline) {
 		settle(d, reason_for(rc, d->status));
 		return;
 	}
@@ -844,8 +859,9 @@ collect(void)
 		 * last few attempts: see deliver_overloaded. */
 		c = d->c;
 		took = (double)(mono_ms() - d->sent_mono);
-		c->answer_ms = c->answer_ms == 0 ? took :
-		    0.8 * c->answer_ms + 0.2 * took;
+		if (d->status != 0)	/* only an answer says how long */
+			c->answer_ms = c->answer_ms == 0 ? took :
+			    0.8 * c->answer_ms + 0.2 * took;
 		if (d->c->cf->kind == CONSUMER_DISCORD)
 			discord_done(d, rc);
 		else if (d->status >= 200 && d->status <= 299 &&
@@ -979,8 +995,8 @@ run_due(void *arg)
 	while ((d = due) != NULL) {
 		due = d->next;
 		d->next = NULL;
-		if (d->deadline - mono_ms() < ATTEMPT_MIN_MS)
-			settle(d, "timeout");
+		if (d->deadline - mono_ms() < worth_trying(d->c))
+			settle(d, reason_for(d->rc, d->status));
 		else if (circuit_open(d->c, now))
 			settle(d, reason_for(d->rc, d->status));
 		else

@@ -379,7 +379,7 @@ refuse_rate(struct MHD_Connection *conn, const struct producer_conf *p,
 {
 	char secs[16];
 
-	m->events[EVENT_RATE_LIMITED] += n;
+	m->events[EVENT_RATE_LIMITED]++;	/* one a request */
 	/* One line a second per producer: a flood must not fill the log. */
 	if (m->limited_logged == 0 || mono_ms() >= m->limited_logged + 1000) {
 		log_warnx("rate-limited producer=%s: over %u events a second",

@@ -115,8 +115,8 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 	struct reply *r = arg;
 	size_t n = size * nmemb;
 	char buf[48], *p, *end;
+	double secs;
 	int64_t at;
-	long v;
 
 	if (n > 12 && n - 12 < sizeof(buf) &&
 	    strncasecmp(data, "Retry-After:", 12) == 0) {
@@ -128,9 +128,10 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 		    end[-1] == '\r' || end[-1] == '\n'); end--)
 			;
 		*end = '\0';
-		v = strtol(p, &end, 10);
-		if (*end == '\0' && end != p && v >= 0)
-			r->retry_after = v;
+		/* Whole seconds by RFC 9110; a fraction is rounded up. */
+		secs = strtod(p, &end);
+		if (*end == '\0' && end != p && secs >= 0 && secs < 1e6)
+			r->retry_after = (long)secs + (secs > (long)secs);
 		else if ((at = http_date_ms(p)) != -1)
 			r->retry_after = at > now_ms() ?
 			    (long)((at - now_ms() + 999) / 1000) : 0;

@@ -167,6 +167,28 @@ tap.eq(metric(d, 'ctrd_circuit_open{consumer="down"}'), 0.0,
        "a reload starts the consumer closed, and /metrics says so")
 tap.eq(d.stop(), 0, "ctrd stops cleanly")
 
+# A healthy consumer that is merely slow: what waited in its queue too long
+# to be answered in time is not sent at all, so the consumer does no work
+# for an event that is then dead-lettered, and its circuit stays closed.
+lag_rcv = Receiver(tap, delay=0.3)
+d = Ctrd(tap, consumers=[{"name": "lagging", "url": lag_rcv.url,
+                          "max_in_flight": 1, "budget_ms": 1000}])
+if not tap.ok(d.start(), "ctrd with a slow consumer starts", d.read_log()):
+    tap.finish()
+ids = [post_id(d, ev(i)) for i in range(8)]
+time.sleep(1.5)
+dl = {x["event"]["id"]: x for x in d.dead_letters()}
+delivered = [i for i in ids if i not in dl]
+tap.ok(2 <= len(delivered) <= 4 and len(lag_rcv.got) == len(delivered),
+       "the consumer got exactly the requests that were delivered: none "
+       "was sent only to time out", (len(delivered), len(lag_rcv.got)))
+tap.eq(sorted({(x["reason"], x["attempts"]) for x in dl.values()}),
+       [("budget_exhausted", 0)], "the others are dead-lettered "
+       "budget_exhausted, never attempted")
+tap.eq(metric(d, 'ctrd_circuit_opens_total{consumer="lagging"}'), 0.0,
+       "and the circuit of a consumer that answers everything stays shut")
+tap.eq(d.stop(), 0, "ctrd stops cleanly")
+
 # --- overload ---------------------------------------------------------------
 
 # overload_busy_pct 0 stands in for a loop busy all the time, so that
