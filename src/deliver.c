@@ -494,32 +494,13 @@ on_header(char *data, size_t size, size_t n, void *arg)
 {
 	struct delivery *d = arg;
 	size_t len = size * n;
-	char buf[48], *v, *end;
-	int64_t at;
-	double secs;
+	int64_t ms;
 
 	if (d->c->cf->kind == CONSUMER_DISCORD)
 		discord_limit_header(&d->limit, data, len);
-	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0 &&
-	    len - 12 < sizeof(buf)) {
-		memcpy(buf, data + 12, len - 12);
-		buf[len - 12] = '\0';
-		for (v = buf; *v == ' ' || *v == '\t'; v++)
-			;
-		for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
-		    end[-1] == '\r' || end[-1] == '\n'); end--)
-			;
-		*end = '\0';
-		/* Seconds, or an HTTP-date: a date already past means now.
-		 * What cannot be read counts as beyond any budget. */
-		secs = strtod(v, &end);
-		if (end != v && *end == '\0' && secs >= 0 && secs < 86400)
-			d->retry_after_ms = (int64_t)(secs * 1000);
-		else if ((at = http_date_ms(v)) != -1)
-			d->retry_after_ms = at > now_ms() ? at - now_ms() : 0;
-		else
-			d->retry_after_ms = INT64_MAX / 2;
-	}
+	/* What cannot be read counts as beyond any budget. */
+	if ((ms = retry_after_header(data, len)) != -1)
+		d->retry_after_ms = ms >= 0 ? ms : INT64_MAX / 2;
 	return len;
 }
 

@@ -114,28 +114,11 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct reply *r = arg;
 	size_t n = size * nmemb;
-	char buf[48], *p, *end;
-	double secs;
-	int64_t at;
+	int64_t ms;
 
-	if (n > 12 && n - 12 < sizeof(buf) &&
-	    strncasecmp(data, "Retry-After:", 12) == 0) {
-		memcpy(buf, data + 12, n - 12);
-		buf[n - 12] = '\0';
-		for (p = buf; *p == ' ' || *p == '\t'; p++)
-			;
-		for (end = p + strlen(p); end > p && (end[-1] == ' ' ||
-		    end[-1] == '\r' || end[-1] == '\n'); end--)
-			;
-		*end = '\0';
-		/* Whole seconds by RFC 9110; a fraction is rounded up. */
-		secs = strtod(p, &end);
-		if (*end == '\0' && end != p && secs >= 0 && secs < 1e6)
-			r->retry_after = (long)secs + (secs > (long)secs);
-		else if ((at = http_date_ms(p)) != -1)
-			r->retry_after = at > now_ms() ?
-			    (long)((at - now_ms() + 999) / 1000) : 0;
-	}
+	/* In whole seconds, a fraction rounded up. */
+	if ((ms = retry_after_header(data, n)) >= 0)
+		r->retry_after = (long)((ms + 999) / 1000);
 	return n;
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -188,6 +189,34 @@ http_date_ms(const char *s)
 	if ((t = timegm(&tm)) == (time_t)-1)
 		return -1;
 	return (int64_t)t * 1000;
+}
+
+int64_t
+retry_after_header(const char *line, size_t len)
+{
+	char buf[48], *v, *end;
+	int64_t at;
+	double secs;
+
+	/* A value too long for any date is ignored, like no header. */
+	if (len <= 12 || len - 12 >= sizeof(buf) ||
+	    strncasecmp(line, "Retry-After:", 12) != 0)
+		return -1;
+	memcpy(buf, line + 12, len - 12);
+	buf[len - 12] = '\0';
+	for (v = buf; *v == ' ' || *v == '\t'; v++)
+		;
+	for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
+	    end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'); end--)
+		;
+	*end = '\0';
+	/* Whole seconds by RFC 9110; a fraction is taken as it is. */
+	secs = strtod(v, &end);
+	if (end != v && *end == '\0' && secs >= 0 && secs < 86400)
+		return (int64_t)(secs * 1000);
+	if ((at = http_date_ms(v)) != -1)
+		return at > now_ms() ? at - now_ms() : 0;
+	return -2;
 }
 
 int

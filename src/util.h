@@ -33,6 +33,13 @@ void	 fmt_rfc3339(char *buf, size_t len, int64_t ms);
 /* An HTTP-date in the IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT")
  * as milliseconds since the epoch, or -1 if s is not one. */
 int64_t	 http_date_ms(const char *s);
+/*
+ * The wait a header line of a reply asks for, "Retry-After: 120\r\n" or
+ * with an IMF-fixdate, in milliseconds from now (0 for a date already
+ * past); -1 if the line is no Retry-After or one of over 35 bytes, -2 if
+ * its value cannot be read.
+ */
+int64_t	 retry_after_header(const char *line, size_t len);
 /* v in decimal at p, zero-padded to width digits; returns the end.  Writes
  * at most 20 characters and no NUL. */
 char	*fmt_uint(char *p, uint64_t v, int width);

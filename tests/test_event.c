@@ -883,6 +883,21 @@ test_util_time(void)
 	ok(http_date_ms("Sun, 06 Nov 19x4 08:49:37 GMT") == -1,
 	    "a year with a letter is refused");
 	ok(http_date_ms("120") == -1, "seconds are not a date");
+
+#define RA(s)	retry_after_header((s), strlen(s))
+	ok(RA("Retry-After: 120\r\n") == 120000, "Retry-After in seconds");
+	ok(RA("retry-after:\t1.5 \r\n") == 1500, "any case, tabs, a fraction");
+	ok(RA("Retry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\n") == 0,
+	    "an HTTP-date already past is no wait");
+	ok(RA("Retry-After: soon\r\n") == -2, "a value not read is -2");
+	ok(RA("Retry-After: 86400\r\n") == -2, "a day or more is not read");
+	ok(RA("Retry-After: -1\r\n") == -2, "a negative wait is not read");
+	ok(RA("Retry-After-Extra: 1\r\n") == -1, "another header that starts "
+	    "alike is not taken for it");
+	ok(RA("Content-Length: 3\r\n") == -1, "another header is -1");
+	ok(RA("Retry-After: 12345678901234567890123456789012345678901234567890"
+	    "\r\n") == -1, "a value too long for any date is ignored");
+#undef RA
 }
 
 int
