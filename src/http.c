@@ -76,6 +76,7 @@ static const struct endpoint {
 struct request {
 	struct fanout			*fo;
 	const struct producer_conf	*producer;
+	struct mproducer		*m;		/* its counters */
 	enum route			 route;
 	char				*buf;
 	size_t				 len;
@@ -468,6 +469,7 @@ admit(struct MHD_Connection *conn, enum route route, void **con_cls)
 	r->fo = fo;
 	fanout_ref(fo);
 	r->producer = p;
+	r->m = m;
 	r->route = route;
 	r->hint = clen <= cf->body_max ? (size_t)clen : 0;
 	/* libmicrohttpd's timeout counts idle time only: a body sent a byte
@@ -526,7 +528,7 @@ static void
 ingest_entry(struct request *r, const cJSON *in, int64_t recv_ms,
     int64_t recv_mono, struct entry_result *res)
 {
-	struct mproducer *m = metrics_producer(r->producer->name);
+	struct mproducer *m = r->m;
 	cJSON *env;
 	char *json;
 	size_t len;
@@ -622,8 +624,7 @@ ingest(struct MHD_Connection *conn, struct request *r)
 	 * been read, so that the connection stays open: for a few hundred
 	 * bytes that is cheaper than a reconnection. */
 	if (deliver_overloaded()) {
-		metrics_producer(r->producer->name)->
-		    events[EVENT_OVERLOADED]++;
+		r->m->events[EVENT_OVERLOADED]++;
 		/* One line a second, not one an event: the log is work. */
 		shed_count++;
 		if (shed_logged == 0 || mono_ms() >= shed_logged + 1000) {
@@ -656,11 +657,9 @@ ingest(struct MHD_Connection *conn, struct request *r)
 		n = 1;
 	/* Every event of a batch counts against the producer's limit, and
 	 * a batch gets in whole or not at all. */
-	if (rate_check(r->producer, metrics_producer(r->producer->name), n,
-	    1, &wait) == -1) {
+	if (rate_check(r->producer, r->m, n, 1, &wait) == -1) {
 		cJSON_Delete(doc);
-		return refuse_rate(conn, r->producer,
-		    metrics_producer(r->producer->name), n, wait);
+		return refuse_rate(conn, r->producer, r->m, n, wait);
 	}
 	if (batch) {
 		i = 0;
